@@ -1,0 +1,64 @@
+// Small interfaces shared between runtime roles. Each belongs to its consumer; they live
+// here only because more than one role imports them.
+
+/** One market-data message as a source (embedded feed, Kafka) hands it to the bus. */
+export interface SourceMessage {
+  /** Stream name, e.g. `trades` (a Kafka topic maps to its last dot-separated part). */
+  readonly stream: string;
+  /** Token, e.g. `ODIN42` (the Kafka record key). */
+  readonly token: string;
+  /** Source timestamp in ms since the epoch (end-to-end latency is measured from it). */
+  readonly ts: number;
+  /** The payload: the text of a JSON object, spliced into the envelope unchanged. */
+  readonly data: string;
+}
+
+/** What a source needs from the bus: accept a batch (returning means accepted). */
+export interface Dispatch {
+  dispatch(batch: readonly SourceMessage[]): void;
+}
+
+/** A long-lived source of messages (embedded feed or Kafka consumer pool). */
+export interface MessageSource {
+  readonly kind: 'embedded' | 'kafka';
+  start(): Promise<void>;
+  /** Idempotent. */
+  stop(): Promise<void>;
+  /** Merged into /health under the source's key (e.g. `kafka`). */
+  health(): Record<string, unknown>;
+}
+
+/** GET /health body (200 when serving, 503 while draining). */
+export interface HealthBody {
+  status: 'ok' | 'draining';
+  mode: 'multi' | 'single';
+  system: {
+    total_connections: number;
+    max_connections: number;
+    rejected: number;
+    rejected_by_reason: Record<string, number>;
+    cpu: number; // cores in use, all processes summed
+    cpu_limit: number;
+    memory_mb: number; // RSS of all processes summed
+    memory_limit_mb: number;
+    uptime_s: number;
+    source: 'embedded' | 'kafka';
+  };
+  shards: Array<{
+    id: number;
+    pid: number | null;
+    up: boolean;
+    connections: number;
+    channels: number;
+    restarts: number;
+    bus_batches: number;
+    bus_messages: number;
+    deliveries: number;
+    slow_consumers: number;
+    rss_mb: number;
+    cpu: number;
+  }>;
+  bus: { batches: number; messages: number; batch_size: number; flush_ms: number };
+  kafka?: Record<string, unknown>;
+  feed?: Record<string, unknown>;
+}

@@ -1,0 +1,108 @@
+// Front <-> shard protocol. Control messages use Node's IPC channel (JSON, and it carries the
+// socket handles). Bus data uses a dedicated pipe (fd 4 in the shard) with a length-prefixed
+// binary framing, so message bytes cross once and are never re-escaped or re-parsed.
+
+export const BUS_FD = 4;
+
+/** Front -> shard. */
+export type ToShard =
+  | { t: 'conn'; method: string; url: string; headers: Record<string, string | string[] | undefined>; head: string; claims?: ChannelClaims }
+  | { t: 'sub-ack'; ch: string }
+  | { t: 'metrics-req'; id: number }
+  | { t: 'drain'; deadlineMs: number };
+
+/** Shard -> front. */
+export type FromShard =
+  | { t: 'ready' }
+  | { t: 'conn-failed' } // a handed-off socket never became a WebSocket
+  | { t: 'closed' } // an established client went away
+  | { t: 'sub'; ch: string } // local subscriber count 0 -> 1
+  | { t: 'unsub'; ch: string } // local subscriber count 1 -> 0
+  | { t: 'stats'; stats: ShardStats }
+  | { t: 'metrics-res'; id: number; metrics: unknown };
+
+/** Channel restrictions from an auth token; null/undefined = every channel allowed. */
+export interface ChannelClaims {
+  channels?: string[];
+}
+
+export interface ShardStats {
+  connections: number;
+  channels: number;
+  deliveries: number;
+  busBatches: number;
+  busMessages: number;
+  slowConsumers: number;
+  rssMb: number;
+  cpu: number; // cores used since the previous report
+}
+
+/** A message as the bus encodes it once: its channel and its serialised envelope. */
+export interface BusMessage {
+  readonly channel: string;
+  readonly stream: string;
+  readonly payload: Buffer;
+}
+
+/**
+ * Encodes one message's segment: u16 channel length, channel, u32 payload length, payload.
+ * Done once per message; a batch for a shard is a header plus the segments it needs.
+ */
+export function encodeSegment(channel: string, payload: Buffer): Buffer {
+  const ch = Buffer.from(channel, 'utf8');
+  const seg = Buffer.allocUnsafe(2 + ch.length + 4 + payload.length);
+  seg.writeUInt16LE(ch.length, 0);
+  ch.copy(seg, 2);
+  seg.writeUInt32LE(payload.length, 2 + ch.length);
+  payload.copy(seg, 6 + ch.length);
+  return seg;
+}
+
+/** Batch frame: u32 body length, u32 count, then the segments. */
+export function encodeBatch(segments: readonly Buffer[]): Buffer {
+  let len = 4;
+  for (const s of segments) len += s.length;
+  const out = Buffer.allocUnsafe(4 + len);
+  out.writeUInt32LE(len, 0);
+  out.writeUInt32LE(segments.length, 4);
+  let off = 8;
+  for (const s of segments) {
+    s.copy(out, off);
+    off += s.length;
+  }
+  return out;
+}
+
+/** Incremental decoder for the bus pipe: feed chunks, get whole batches. */
+export class BatchDecoder {
+  private buf: Buffer = Buffer.alloc(0);
+
+  push(chunk: Buffer, onBatch: (msgs: BusMessage[]) => void): void {
+    this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
+    while (this.buf.length >= 4) {
+      const len = this.buf.readUInt32LE(0);
+      if (this.buf.length < 4 + len) break;
+      const body = this.buf.subarray(4, 4 + len);
+      this.buf = this.buf.subarray(4 + len);
+      onBatch(decodeBody(body));
+    }
+  }
+}
+
+function decodeBody(body: Buffer): BusMessage[] {
+  const n = body.readUInt32LE(0);
+  const out: BusMessage[] = new Array(n);
+  let off = 4;
+  for (let i = 0; i < n; i++) {
+    const chLen = body.readUInt16LE(off);
+    const channel = body.toString('utf8', off + 2, off + 2 + chLen);
+    off += 2 + chLen;
+    const pLen = body.readUInt32LE(off);
+    off += 4;
+    const payload = body.subarray(off, off + pLen);
+    off += pLen;
+    const colon = channel.indexOf(':');
+    out[i] = { channel, stream: channel.slice(0, colon), payload };
+  }
+  return out;
+}

@@ -1,0 +1,134 @@
+// Server configuration: env vars and flags, parsed ONCE at the edge into a typed, frozen object.
+// Every field has a default or is optional by design, so nothing required can be forgotten;
+// every invalid value is reported together (exit 2) before anything listens.
+import os from 'node:os';
+import { parseArgs } from 'node:util';
+import { z } from 'zod';
+import { STREAM_RE, TOKEN_RE } from '../common/channel.js';
+
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const num = (min: number, max: number) => z.coerce.number().min(min).max(max);
+const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
+const list = (re: RegExp, what: string) =>
+  z
+    .string()
+    .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean))
+    .pipe(z.array(z.string().regex(re, `each entry must be ${what}`)).min(1, 'needs at least one entry'));
+
+const addr = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]*):\d{1,5}$/, 'must be HOST:PORT or :PORT (e.g. :3004, 127.0.0.1:0)')
+  .transform((s) => {
+    const i = s.lastIndexOf(':');
+    const host = s.slice(0, i).replace(/^\[|\]$/g, '');
+    return { host: host || '0.0.0.0', port: Number(s.slice(i + 1)) };
+  })
+  .refine((a) => a.port <= 65535, 'port must be 0..65535');
+
+const totalMemMb = Math.floor(os.totalmem() / 1024 / 1024);
+
+/** One row per setting: env name, flag name, schema, default (as the env text), doc. */
+export const SETTINGS = {
+  mode: { env: 'WS_MODE', flag: 'mode', schema: z.enum(['multi', 'single']), def: 'multi', doc: 'multi: N shard processes; single: one shard' },
+  addr: { env: 'WS_ADDR', flag: 'lb-addr', schema: addr, def: ':3004', doc: 'front listener address (/ws, /health, /metrics)' },
+  shards: { env: 'WS_SHARDS', flag: 'shards', schema: int(1, 64), def: '3', doc: 'number of shard processes (multi mode)' },
+  maxConnections: { env: 'WS_MAX_CONNECTIONS', flag: 'max-connections', schema: int(1, 10_000_000), def: '18000', doc: 'guard: total client connections before upgrades get 503' },
+  cpuLimit: { env: 'WS_CPU_LIMIT', flag: 'cpu-limit', schema: num(0.1, 1024), def: String(os.availableParallelism()), doc: 'guard: cores in use (all processes) above which upgrades get 503' },
+  memoryLimitMb: { env: 'WS_MEMORY_LIMIT_MB', flag: 'memory-limit-mb', schema: int(64, 10_000_000), def: String(Math.floor(totalMemMb * 0.8)), doc: 'guard: total RSS (MiB) above which upgrades get 503' },
+  retryAfterS: { env: 'WS_RETRY_AFTER_S', flag: 'retry-after', schema: int(1, 3600), def: '5', doc: 'Retry-After seconds sent with 503' },
+  maxPayload: { env: 'WS_MAX_PAYLOAD', flag: 'max-payload', schema: int(128, 1 << 20), def: '16384', doc: 'largest client frame in bytes; larger closes with 1009' },
+  maxChannels: { env: 'WS_MAX_CHANNELS', flag: 'max-channels', schema: int(1, 10_000), def: '100', doc: 'channels one client may hold' },
+  clientBufferBytes: { env: 'WS_CLIENT_BUFFER_BYTES', flag: 'client-buffer-bytes', schema: int(1024, 1 << 30), def: String(1 << 20), doc: 'bytes buffered for one client before it is closed with 4008' },
+  clientOpsPerSec: { env: 'WS_CLIENT_OPS_PER_SEC', flag: 'client-ops-per-sec', schema: int(1, 100_000), def: '50', doc: 'client requests per second (burst 2x) before RATE_LIMITED' },
+  busBatchSize: { env: 'WS_BUS_BATCH_SIZE', flag: 'bus-batch-size', schema: int(1, 10_000), def: '100', doc: 'broadcast bus: messages per batch' },
+  busFlushMs: { env: 'WS_BUS_FLUSH_MS', flag: 'bus-flush-ms', schema: int(0, 1000), def: '5', doc: 'broadcast bus: longest wait before a partial batch is sent' },
+  drainTimeoutMs: { env: 'WS_DRAIN_TIMEOUT_MS', flag: 'drain-timeout-ms', schema: int(100, 600_000), def: '10000', doc: 'shutdown deadline' },
+  streams: { env: 'WS_STREAMS', flag: 'streams', schema: list(STREAM_RE, 'a lowercase stream name'), def: 'trades,prices', doc: 'known streams (channel prefixes)' },
+  feedTokens: { env: 'FEED_TOKENS', flag: 'feed-tokens', schema: list(TOKEN_RE, 'a token [A-Za-z0-9_.-]{1,64}'), def: 'ODIN1,ODIN2,ODIN3,ODIN4,ODIN5', doc: 'embedded feed: tokens' },
+  feedStreams: { env: 'FEED_STREAMS', flag: 'feed-streams', schema: list(STREAM_RE, 'a lowercase stream name'), def: '', doc: 'embedded feed: streams (default: WS_STREAMS)' },
+  feedRate: { env: 'FEED_RATE', flag: 'feed-rate', schema: num(0.01, 10_000), def: '1', doc: 'embedded feed: messages per second PER channel' },
+  feedPayloadBytes: { env: 'FEED_PAYLOAD_BYTES', flag: 'feed-payload-bytes', schema: int(0, 65536), def: '0', doc: 'embedded feed: pad each message data to about this many bytes' },
+  authSecret: { env: 'WS_AUTH_SECRET', flag: 'auth-secret', schema: z.string().min(16, 'must be at least 16 characters'), def: '', doc: 'HS256 secret; when set, clients need a token' },
+  logLevel: { env: 'LOG_LEVEL', flag: 'log-level', schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), def: 'info', doc: 'pino log level' },
+} as const;
+
+type Settings = typeof SETTINGS;
+type Out<K extends keyof Settings> = z.output<Settings[K]['schema']>;
+
+export interface ServerConfig {
+  readonly mode: Out<'mode'>;
+  readonly addr: Readonly<Out<'addr'>>;
+  readonly shards: number;
+  readonly maxConnections: number;
+  readonly cpuLimit: number;
+  readonly memoryLimitMb: number;
+  readonly retryAfterS: number;
+  readonly maxPayload: number;
+  readonly maxChannels: number;
+  readonly clientBufferBytes: number;
+  readonly clientOpsPerSec: number;
+  readonly busBatchSize: number;
+  readonly busFlushMs: number;
+  readonly drainTimeoutMs: number;
+  readonly streams: readonly string[];
+  readonly feedTokens: readonly string[];
+  readonly feedStreams: readonly string[];
+  readonly feedRate: number;
+  readonly feedPayloadBytes: number;
+  readonly authSecret: string | null;
+  readonly logLevel: Out<'logLevel'>;
+  /** Raw KAFKA_* env, validated by the Kafka source; null when KAFKA_BROKERS is unset. */
+  readonly kafkaEnv: Readonly<Record<string, string>> | null;
+}
+
+export type ConfigResult = { ok: true; config: ServerConfig } | { ok: false; problems: string[] };
+
+export function parseConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): ConfigResult {
+  const problems: string[] = [];
+  const options = Object.fromEntries(
+    Object.values(SETTINGS).map((s) => [s.flag, { type: 'string' as const }]),
+  );
+  let flags: Record<string, string | undefined> = {};
+  try {
+    flags = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false }).values as Record<string, string>;
+  } catch (err) {
+    const known = Object.values(SETTINGS).map((s) => `--${s.flag}`).join(', ');
+    problems.push(`flags: ${(err as Error).message}; accepted flags: ${known}`);
+  }
+
+  const out: Record<string, unknown> = {};
+  for (const [key, s] of Object.entries(SETTINGS)) {
+    const fromFlag = flags[s.flag];
+    const raw = fromFlag ?? env[s.env] ?? s.def;
+    const source = fromFlag !== undefined ? `--${s.flag}` : s.env;
+    if (raw === '' && s.def === '') {
+      out[key] = null;
+      continue;
+    }
+    const r = (s.schema as z.ZodType).safeParse(raw);
+    if (r.success) out[key] = r.data;
+    else problems.push(`${source}=${JSON.stringify(raw)}: ${r.error.issues.map((i) => i.message).join('; ')}`);
+  }
+  if (problems.length) return { ok: false, problems };
+
+  if (out.mode === 'single') out.shards = 1;
+  if (out.feedStreams === null) out.feedStreams = out.streams;
+  const streams = new Set(out.streams as string[]);
+  for (const s of out.feedStreams as string[]) {
+    if (!streams.has(s)) problems.push(`FEED_STREAMS: "${s}" is not one of WS_STREAMS (${[...streams].join(',')})`);
+  }
+  const kafkaEnv = env.KAFKA_BROKERS
+    ? Object.fromEntries(Object.entries(env).filter(([k, v]) => k.startsWith('KAFKA_') && v !== undefined)) as Record<string, string>
+    : null;
+  if (problems.length) return { ok: false, problems };
+  const config = { ...out, kafkaEnv } as unknown as ServerConfig;
+  return { ok: true, config: deepFreeze(config) };
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === 'object') {
+    for (const v of Object.values(o)) deepFreeze(v);
+    Object.freeze(o);
+  }
+  return o;
+}

@@ -1,0 +1,197 @@
+// Forks the shard processes, restarts the ones that die, tracks each one's connections and
+// channel interest, and hands each accepted socket to the least-loaded shard.
+import { fork, type ChildProcess } from 'node:child_process';
+import type net from 'node:net';
+import type { Writable } from 'node:stream';
+import type { BusTarget, BusTargets } from '../bus/broadcast-bus.js';
+import type { ServerConfig } from '../config/config.js';
+import type { ChannelClaims, FromShard, ShardStats, ToShard } from '../common/ipc.js';
+import type { Logger } from '../common/logger.js';
+
+const RESTART_BASE_MS = 100;
+const RESTART_MAX_MS = 5000;
+const STABLE_MS = 30_000;
+
+export class ShardHandle implements BusTarget {
+  proc: ChildProcess | null = null;
+  pipe: Writable | null = null;
+  ready = false;
+  connections = 0;
+  restarts = 0;
+  startedAt = 0;
+  stats: ShardStats | null = null;
+  /** Channels (concrete and `<stream>:*`) with at least one subscriber in this shard. */
+  readonly interest = new Set<string>();
+
+  constructor(readonly id: number) {}
+
+  wants(channel: string, stream: string): boolean {
+    return this.interest.has(channel) || this.interest.has(`${stream}:*`);
+  }
+
+  write(batch: Buffer): void {
+    if (this.ready && this.pipe && !this.pipe.destroyed) this.pipe.write(batch);
+  }
+
+  send(msg: ToShard, handle?: net.Socket): boolean {
+    if (!this.proc?.connected) return false;
+    this.proc.send(msg, handle as never, { keepOpen: false }, () => {});
+    return true;
+  }
+}
+
+export interface HandoffRequest {
+  method: string;
+  url: string;
+  headers: Record<string, string | string[] | undefined>;
+  head: Buffer;
+  claims?: ChannelClaims;
+}
+
+export class ShardPool implements BusTargets {
+  readonly shards: ShardHandle[];
+  private stopping = false;
+  private readonly metricsWaiters = new Map<number, (m: unknown) => void>();
+  private nextReq = 1;
+
+  constructor(
+    private readonly config: ServerConfig,
+    private readonly entry: string,
+    private readonly log: Logger,
+    private readonly onShardChange: () => void,
+  ) {
+    this.shards = Array.from({ length: config.shards }, (_, i) => new ShardHandle(i));
+  }
+
+  async start(): Promise<void> {
+    await Promise.all(this.shards.map((s) => this.spawn(s)));
+    this.log.info({ shards: this.shards.length, pids: this.shards.map((s) => s.proc?.pid) }, 'shards started');
+  }
+
+  forEachTarget(fn: (t: BusTarget) => void): void {
+    for (const s of this.shards) if (s.ready && s.interest.size) fn(s);
+  }
+
+  get totalConnections(): number {
+    let n = 0;
+    for (const s of this.shards) n += s.connections;
+    return n;
+  }
+
+  /** Least connections among ready shards; ties go to the lowest id. */
+  pick(perShardMax: number): ShardHandle | null {
+    let best: ShardHandle | null = null;
+    for (const s of this.shards) {
+      if (!s.ready || s.connections >= perShardMax) continue;
+      if (!best || s.connections < best.connections) best = s;
+    }
+    return best;
+  }
+
+  handoff(shard: ShardHandle, req: HandoffRequest, socket: net.Socket): boolean {
+    const ok = shard.send({ t: 'conn', method: req.method, url: req.url, headers: req.headers, head: req.head.toString('base64'), claims: req.claims }, socket);
+    if (ok) shard.connections++;
+    return ok;
+  }
+
+  /** Asks every live shard for its prom-client metrics JSON. */
+  async collectMetrics(timeoutMs = 1000): Promise<unknown[]> {
+    const live = this.shards.filter((s) => s.ready);
+    const replies = live.map(
+      (s) =>
+        new Promise<unknown>((resolve) => {
+          const id = this.nextReq++;
+          const timer = setTimeout(() => {
+            this.metricsWaiters.delete(id);
+            resolve(null);
+          }, timeoutMs);
+          this.metricsWaiters.set(id, (m) => {
+            clearTimeout(timer);
+            resolve(m);
+          });
+          if (!s.send({ t: 'metrics-req', id })) resolve(null);
+        }),
+    );
+    return (await Promise.all(replies)).filter((m) => m !== null);
+  }
+
+  /** Tells every shard to close its clients with 1001 and exit; resolves when all have exited. */
+  async drain(deadlineAt: number): Promise<void> {
+    this.stopping = true;
+    await Promise.all(
+      this.shards.map(async (s) => {
+        const proc = s.proc;
+        if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
+        const exited = new Promise<void>((r) => proc.once('exit', () => r()));
+        if (!s.send({ t: 'drain', deadlineMs: deadlineAt - 250 })) proc.kill('SIGKILL');
+        const timer = setTimeout(() => proc.kill('SIGKILL'), Math.max(0, deadlineAt - Date.now()));
+        await exited;
+        clearTimeout(timer);
+      }),
+    );
+  }
+
+  private spawn(s: ShardHandle): Promise<void> {
+    const proc = fork(this.entry, [], {
+      env: { ...process.env, ODIN_ROLE: 'shard', ODIN_SHARD_ID: String(s.id), ODIN_SHARD_CONFIG: JSON.stringify(this.config) },
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc', 'pipe'],
+      serialization: 'json',
+    });
+    s.proc = proc;
+    s.pipe = proc.stdio[4] as Writable;
+    s.pipe.on('error', () => {}); // the exit handler deals with a dead shard
+    s.ready = false;
+    s.connections = 0;
+    s.interest.clear();
+    s.startedAt = Date.now();
+    return new Promise((resolve) => {
+      proc.on('message', (msg: FromShard) => {
+        this.onMessage(s, msg);
+        if (msg.t === 'ready') resolve();
+      });
+      proc.once('exit', (code, signal) => {
+        s.ready = false;
+        s.connections = 0;
+        s.interest.clear();
+        s.stats = null;
+        resolve();
+        if (this.stopping) return;
+        s.restarts++;
+        const stable = Date.now() - s.startedAt > STABLE_MS;
+        const delay = stable ? RESTART_BASE_MS : Math.min(RESTART_MAX_MS, RESTART_BASE_MS * 2 ** Math.min(s.restarts, 6));
+        this.log.error({ shard: s.id, code, signal, restarts: s.restarts, restart_in_ms: delay }, 'shard exited; restarting');
+        this.onShardChange();
+        setTimeout(() => {
+          if (!this.stopping) void this.spawn(s);
+        }, delay);
+      });
+    });
+  }
+
+  private onMessage(s: ShardHandle, msg: FromShard): void {
+    switch (msg.t) {
+      case 'ready':
+        s.ready = true;
+        this.onShardChange();
+        break;
+      case 'conn-failed':
+      case 'closed':
+        s.connections = Math.max(0, s.connections - 1);
+        break;
+      case 'sub':
+        s.interest.add(msg.ch);
+        s.send({ t: 'sub-ack', ch: msg.ch });
+        break;
+      case 'unsub':
+        s.interest.delete(msg.ch);
+        break;
+      case 'stats':
+        s.stats = msg.stats;
+        break;
+      case 'metrics-res':
+        this.metricsWaiters.get(msg.id)?.(msg.metrics);
+        this.metricsWaiters.delete(msg.id);
+        break;
+    }
+  }
+}

@@ -1,0 +1,62 @@
+// Coordinator <-> worker messages (Node IPC, JSON). Workers only report when asked (`flush`), so
+// every timeline row covers the same wall-clock second for all workers.
+import type { ChannelPlan } from './channels.js';
+import type { FdLimit } from './fd-limit.js';
+
+export interface WorkerInit {
+  readonly index: number;
+  readonly workers: number;
+  readonly url: string;
+  readonly sourceIps: readonly string[];
+  readonly plan: ChannelPlan;
+  readonly handshakeTimeoutMs: number;
+  readonly maxInFlight: number;
+  readonly maxSockets: number;
+  /** Epoch ms after which the worker exits on its own even if the coordinator is stuck. */
+  readonly hardDeadlineMs: number;
+}
+
+export type ToWorker =
+  | { t: 'init'; init: WorkerInit }
+  /** Make `total` connection attempts in all (cumulative), at `rate` new attempts per second. */
+  | { t: 'ramp'; total: number; rate: number }
+  | { t: 'flush'; id: number }
+  | { t: 'stop' };
+
+/** Counters are deltas since the worker's previous report. */
+export interface WorkerDelta {
+  attempted: number;
+  opened: number;
+  refused: number;
+  connectErrors: Record<string, number>;
+  closedByServer: Record<string, number>;
+  frames: number;
+  messages: number;
+  badFrames: number;
+  subscribeAcks: number;
+  subscribeErrors: Record<string, number>;
+  gaps: number;
+  missing: number;
+  duplicates: number;
+  reordered: number;
+  cpuUserUs: number;
+  cpuSystemUs: number;
+  /** hdr-histogram (compressed base64) of latencies in ms recorded since the previous report. */
+  latency: string | null;
+  retryAfter: string | null;
+}
+
+export interface WorkerGauges {
+  open: number;
+  inFlight: number;
+  attemptedTotal: number;
+  targetTotal: number;
+  /** Open clients whose subscription is not acknowledged yet. */
+  unsubscribed: number;
+  rssMb: number;
+}
+
+export type FromWorker =
+  | { t: 'ready'; pid: number; fd: FdLimit }
+  | { t: 'stats'; id: number; at: number; d: WorkerDelta; g: WorkerGauges }
+  | { t: 'stopped' };

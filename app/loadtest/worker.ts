@@ -1,0 +1,222 @@
+// One generator process: opens its share of the clients at a bounded rate, speaks protocol v1,
+// checks every message's seq per channel and records latency from `ts`. It reports only when
+// the coordinator asks, and exits on `stop`, on losing its parent, or at its hard deadline.
+import WebSocket from 'ws';
+import { channelsFor } from './channels.js';
+import { raiseFdLimit } from './fd-limit.js';
+import { encodeHistogram, newHistogram } from './histogram.js';
+import type { FromWorker, ToWorker, WorkerDelta, WorkerInit } from './ipc.js';
+import { checkSeq, emptySeqCounters, type SeqCounters } from './seq-tracker.js';
+
+const TICK_MS = 10;
+
+interface Client {
+  readonly ws: WebSocket;
+  readonly channels: readonly string[];
+  last: Map<string, number> | null;
+  settled: boolean; // handshake finished one way or the other
+  open: boolean;
+  subscribed: boolean;
+}
+
+const bump = (rec: Record<string, number>, key: string, by = 1) => {
+  rec[key] = (rec[key] ?? 0) + by;
+};
+
+export function runWorker(): void {
+  const send = process.send?.bind(process);
+  if (!send) {
+    process.stderr.write('loadtest: --role worker is started by the coordinator over IPC; run without --role\n');
+    process.exit(2);
+  }
+  const fd = raiseFdLimit();
+  let worker: Worker | null = null;
+  process.on('disconnect', () => process.exit(0));
+  process.on('message', (m: ToWorker) => {
+    if (m.t === 'init' && !worker) worker = new Worker(m.init, (msg) => send(msg));
+    else if (m.t === 'ramp') worker?.ramp(m.total, m.rate);
+    else if (m.t === 'flush') worker?.report(m.id);
+    else if (m.t === 'stop') {
+      worker?.stop();
+      send({ t: 'stopped' } satisfies FromWorker, () => process.exit(0));
+    }
+  });
+  send({ t: 'ready', pid: process.pid, fd } satisfies FromWorker);
+}
+
+class Worker {
+  private readonly clients = new Set<Client>();
+  private readonly hist = newHistogram();
+  private seq: SeqCounters = emptySeqCounters();
+  private d: Omit<WorkerDelta, 'latency' | 'cpuUserUs' | 'cpuSystemUs' | keyof SeqCounters> = Worker.zero();
+  private cpu = process.cpuUsage();
+  private attemptedTotal = 0;
+  private targetTotal = 0;
+  private rate = 1;
+  private rampStartMs = 0;
+  private rampBase = 0;
+  private open = 0;
+  private inFlight = 0;
+  private unsubscribed = 0;
+  private stopping = false;
+  private readonly timer: NodeJS.Timeout;
+  private readonly family: 4 | 6 | undefined;
+
+  constructor(
+    private readonly init: WorkerInit,
+    private readonly send: (m: FromWorker) => void,
+  ) {
+    this.timer = setInterval(() => this.tick(), TICK_MS);
+    const ms = init.hardDeadlineMs - Date.now();
+    setTimeout(() => process.exit(3), Math.max(0, ms)).unref();
+    this.family = init.sourceIps.length ? (init.sourceIps[0].includes(':') ? 6 : 4) : undefined;
+  }
+
+  private static zero() {
+    return { attempted: 0, opened: 0, refused: 0, connectErrors: {}, closedByServer: {}, frames: 0, messages: 0, badFrames: 0, subscribeAcks: 0, subscribeErrors: {}, retryAfter: null as string | null };
+  }
+
+  ramp(total: number, rate: number): void {
+    this.targetTotal = Math.min(total, this.init.maxSockets);
+    this.rate = rate;
+    this.rampStartMs = Date.now();
+    this.rampBase = this.attemptedTotal;
+  }
+
+  private tick(): void {
+    if (this.stopping || this.attemptedTotal >= this.targetTotal) return;
+    const due = this.rampBase + Math.floor((this.rate * (Date.now() - this.rampStartMs)) / 1000) - this.attemptedTotal;
+    const n = Math.min(due, this.targetTotal - this.attemptedTotal, this.init.maxInFlight - this.inFlight, this.init.maxSockets - this.open - this.inFlight);
+    for (let i = 0; i < n; i++) this.connect();
+  }
+
+  private connect(): void {
+    const local = this.attemptedTotal++;
+    this.d.attempted++;
+    this.inFlight++;
+    // Global index interleaves workers so source IPs and random channel picks spread evenly.
+    const index = local * this.init.workers + this.init.index;
+    const ips = this.init.sourceIps;
+    const ws = new WebSocket(this.init.url, {
+      perMessageDeflate: false,
+      handshakeTimeout: this.init.handshakeTimeoutMs,
+      skipUTF8Validation: true,
+      ...(ips.length ? { localAddress: ips[index % ips.length], family: this.family } : {}),
+    });
+    const c: Client = { ws, channels: channelsFor(this.init.plan, index), last: null, settled: false, open: false, subscribed: false };
+    this.clients.add(c);
+    ws.on('unexpected-response', (req, res) => {
+      if (!this.settle(c)) return;
+      if (res.statusCode === 503) {
+        this.d.refused++;
+        const ra = res.headers['retry-after'];
+        if (ra !== undefined) this.d.retryAfter = String(ra);
+      } else bump(this.d.connectErrors, `HTTP_${res.statusCode}`);
+      res.resume();
+      req.destroy();
+    });
+    ws.on('error', (err: NodeJS.ErrnoException) => {
+      if (!this.settle(c)) return;
+      bump(this.d.connectErrors, errorCode(err));
+    });
+    ws.on('open', () => {
+      if (!this.settle(c)) return;
+      c.open = true;
+      this.open++;
+      this.d.opened++;
+      if (c.channels.length) {
+        this.unsubscribed++;
+        ws.send(JSON.stringify({ op: 'subscribe', channels: c.channels, id: 1 }));
+      }
+    });
+    ws.on('message', (data: Buffer) => this.onFrame(c, data));
+    ws.on('close', (code: number) => {
+      this.clients.delete(c);
+      if (!c.open) return;
+      c.open = false;
+      this.open--;
+      if (!c.subscribed && c.channels.length) this.unsubscribed--;
+      if (!this.stopping) bump(this.d.closedByServer, String(code));
+    });
+  }
+
+  /** First outcome of a handshake wins; later events for it are ignored. */
+  private settle(c: Client): boolean {
+    if (c.settled) return false;
+    c.settled = true;
+    this.inFlight--;
+    return true;
+  }
+
+  private onFrame(c: Client, data: Buffer): void {
+    this.d.frames++;
+    let v: unknown;
+    try {
+      v = JSON.parse(data.toString('utf8'));
+    } catch {
+      this.d.badFrames++;
+      return;
+    }
+    const now = Date.now();
+    if (Array.isArray(v)) {
+      for (const m of v) this.onMessage(c, m, now);
+    } else if (v && typeof v === 'object' && 'op' in v) this.onControl(c, v as { op: unknown; code?: unknown });
+    else this.onMessage(c, v, now);
+  }
+
+  private onMessage(c: Client, m: unknown, now: number): void {
+    const msg = m as { channel?: unknown; seq?: unknown; ts?: unknown } | null;
+    if (!msg || typeof msg.channel !== 'string' || !Number.isSafeInteger(msg.seq) || typeof msg.ts !== 'number') {
+      this.d.badFrames++;
+      return;
+    }
+    this.d.messages++;
+    this.hist.recordValue(Math.max(0, now - msg.ts));
+    checkSeq((c.last ??= new Map()), msg.channel, msg.seq as number, this.seq);
+  }
+
+  private onControl(c: Client, m: { op: unknown; code?: unknown }): void {
+    if (m.op === 'subscribed' && !c.subscribed) {
+      c.subscribed = true;
+      this.unsubscribed--;
+      this.d.subscribeAcks++;
+    } else if (m.op === 'error') bump(this.d.subscribeErrors, typeof m.code === 'string' ? m.code : 'UNKNOWN');
+  }
+
+  report(id: number): void {
+    const cpu = process.cpuUsage(this.cpu);
+    this.cpu = process.cpuUsage();
+    const d: WorkerDelta = { ...this.d, ...this.seq, latency: encodeHistogram(this.hist), cpuUserUs: cpu.user, cpuSystemUs: cpu.system };
+    this.hist.reset();
+    this.d = Worker.zero();
+    this.seq = emptySeqCounters();
+    this.send({
+      t: 'stats',
+      id,
+      at: Date.now(),
+      d,
+      g: {
+        open: this.open,
+        inFlight: this.inFlight,
+        attemptedTotal: this.attemptedTotal,
+        targetTotal: this.targetTotal,
+        unsubscribed: this.unsubscribed,
+        rssMb: Math.round(process.memoryUsage.rss() / 1048576),
+      },
+    });
+  }
+
+  stop(): void {
+    this.stopping = true;
+    clearInterval(this.timer);
+    for (const c of this.clients) c.ws.terminate();
+    this.clients.clear();
+  }
+}
+
+function errorCode(err: NodeJS.ErrnoException): string {
+  if (err.code) return err.code;
+  if (/handshake has timed out/i.test(err.message)) return 'HANDSHAKE_TIMEOUT';
+  if (/closed before the connection was established/i.test(err.message)) return 'CLOSED_BEFORE_OPEN';
+  return 'UNKNOWN';
+}

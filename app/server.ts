@@ -1,0 +1,75 @@
+// odin-ws server entry. The same bundle runs as the front process (default) or, when forked by
+// the front with ODIN_ROLE=shard, as one shard.
+import { fileURLToPath } from 'node:url';
+import { Registry } from 'prom-client';
+import { BroadcastBus } from './bus/broadcast-bus.js';
+import { createBusMetrics } from './bus/bus-metrics.js';
+import type { MessageSource } from './common/contracts.js';
+import { EXIT_CONFIG } from './common/errors.js';
+import { createLogger } from './common/logger.js';
+import { parseConfig, type ServerConfig } from './config/config.js';
+import { Front } from './front/front.js';
+import { ShardPool } from './front/shard-pool.js';
+import { runShard } from './shard/shard.js';
+import { createSource } from './front/source.js';
+
+async function main(): Promise<void> {
+  if (process.env.ODIN_ROLE === 'shard') {
+    runShard(JSON.parse(process.env.ODIN_SHARD_CONFIG!) as ServerConfig, Number(process.env.ODIN_SHARD_ID));
+    return;
+  }
+  const parsed = parseConfig(process.env, process.argv.slice(2));
+  if (!parsed.ok) {
+    process.stderr.write(`odin-ws: invalid configuration (${parsed.problems.length} problem${parsed.problems.length > 1 ? 's' : ''}):\n`);
+    for (const p of parsed.problems) process.stderr.write(`  - ${p}\n`);
+    process.exit(EXIT_CONFIG);
+  }
+  const config = parsed.config;
+  const log = createLogger(config.logLevel, { role: 'front' });
+  const registry = new Registry();
+
+  let front: Front | null = null;
+  const pool = new ShardPool(config, fileURLToPath(import.meta.url), log, () => {});
+  const bus = new BroadcastBus({ batchSize: config.busBatchSize, flushMs: config.busFlushMs }, pool, log, createBusMetrics(registry));
+  const made = await createSource(config, bus, log, registry);
+  if (!made.ok) {
+    process.stderr.write(`odin-ws: invalid configuration (${made.problems.length} problems):\n`);
+    for (const p of made.problems) process.stderr.write(`  - ${p}\n`);
+    process.exit(EXIT_CONFIG);
+  }
+  const source: MessageSource = made.source;
+  const auth = await createAuth(config);
+
+  log.info({ mode: config.mode, shards: config.shards }, 'sharded mode enabled');
+  bus.start();
+  await pool.start();
+  front = new Front(config, log, registry, pool, bus, source, auth);
+  await front.start();
+  await source.start();
+
+  let signalled = false;
+  const onSignal = (sig: string) => {
+    if (signalled) return;
+    signalled = true;
+    log.info({ signal: sig }, 'shutdown requested');
+    const hard = setTimeout(() => {
+      log.error('drain deadline passed; exiting');
+      process.exit(1);
+    }, config.drainTimeoutMs + 2000);
+    hard.unref();
+    void front!.stop().then(() => process.exit(0));
+  };
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  process.on('SIGINT', () => onSignal('SIGINT'));
+}
+
+async function createAuth(config: ServerConfig) {
+  if (!config.authSecret) return null;
+  const { JwtAuthenticator } = await import('./front/jwt-auth.js');
+  return new JwtAuthenticator(config.authSecret);
+}
+
+main().catch((err) => {
+  process.stderr.write(`odin-ws: fatal: ${err?.stack ?? err}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,174 @@
+// A shard process: receives client sockets from the front, upgrades them with `ws` (noServer),
+// and fans out the bus batches the front sends it. It never listens on a port itself.
+import net from 'node:net';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { WebSocketServer } from 'ws';
+import type { ServerConfig } from '../config/config.js';
+import { CloseCode } from '../common/errors.js';
+import { BUS_FD, BatchDecoder, type FromShard, type ShardStats, type ToShard } from '../common/ipc.js';
+import { createLogger } from '../common/logger.js';
+import { Client } from './client.js';
+import { Hub } from './hub.js';
+
+const STATS_MS = 1000;
+const GATE_TIMEOUT_MS = 2000;
+
+export function runShard(config: ServerConfig, id: number): void {
+  const log = createLogger(config.logLevel, { role: 'shard', shard: id });
+  const send = (m: FromShard): void => {
+    if (process.connected) process.send!(m);
+  };
+
+  const registry = new Registry();
+  registry.setDefaultLabels({ shard: String(id) });
+  collectDefaultMetrics({ register: registry, prefix: 'odin_ws_' });
+  const m = {
+    deliveries: new Counter({ name: 'odin_ws_deliveries_total', help: 'Messages delivered to clients', registers: [registry] }),
+    slow: new Counter({ name: 'odin_ws_slow_consumers_total', help: 'Clients closed with 4008 (slow consumer)', registers: [registry] }),
+    errors: new Counter({ name: 'odin_ws_client_errors_total', help: 'Protocol errors sent to clients', labelNames: ['code'], registers: [registry] }),
+    busMessages: new Counter({ name: 'odin_ws_shard_bus_messages_total', help: 'Bus messages received by the shard', registers: [registry] }),
+    subscriptions: new Gauge({ name: 'odin_ws_shard_channels', help: 'Channels with a local subscriber', registers: [registry] }),
+  };
+
+  const gates = new Map<string, { promise: Promise<void>; resolve: () => void }>();
+  const hub = new Hub({
+    first: (ch) => {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => (resolve = r));
+      const timer = setTimeout(resolve, GATE_TIMEOUT_MS);
+      gates.set(ch, { promise, resolve: () => (clearTimeout(timer), resolve()) });
+      send({ t: 'sub', ch });
+    },
+    last: (ch) => {
+      gates.get(ch)?.resolve();
+      gates.delete(ch);
+      send({ t: 'unsub', ch });
+    },
+  });
+
+  const streams = new Set(config.streams);
+  const clients = new Set<Client>();
+  let slowConsumers = 0;
+  let busBatches = 0;
+  let busMessages = 0;
+  let draining = false;
+  const ctx = {
+    hub,
+    streams,
+    maxChannels: config.maxChannels,
+    opsPerSec: config.clientOpsPerSec,
+    bufferLimit: config.clientBufferBytes,
+    gate: (ch: string) => gates.get(ch)?.promise ?? null,
+    onSlow: () => {
+      slowConsumers++;
+      m.slow.inc();
+    },
+    onError: (code: string) => m.errors.inc({ code }),
+  };
+
+  const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: config.maxPayload, clientTracking: false });
+
+  function accept(msg: Extract<ToShard, { t: 'conn' }>, socket: net.Socket): void {
+    if (draining) {
+      socket.destroy();
+      send({ t: 'conn-failed' });
+      return;
+    }
+    let upgraded = false;
+    socket.once('close', () => {
+      if (!upgraded) send({ t: 'conn-failed' });
+    });
+    const req = { method: msg.method, url: msg.url, headers: msg.headers } as never;
+    wss.handleUpgrade(req, socket, Buffer.from(msg.head, 'base64'), (ws) => {
+      upgraded = true;
+      const client = new Client(ws, socket, ctx, msg.claims);
+      clients.add(client);
+      ws.on('error', () => {}); // close follows; ws already sent the right close code (e.g. 1009)
+      ws.on('close', () => {
+        client.dispose();
+        clients.delete(client);
+        send({ t: 'closed' });
+      });
+    });
+  }
+
+  const decoder = new BatchDecoder();
+  const bus = new net.Socket({ fd: BUS_FD, readable: true, writable: false });
+  bus.on('data', (chunk: Buffer) =>
+    decoder.push(chunk, (batch) => {
+      busBatches++;
+      busMessages += batch.length;
+      m.busMessages.inc(batch.length);
+      const before = hub.deliveries;
+      hub.publish(batch);
+      m.deliveries.inc(hub.deliveries - before);
+    }),
+  );
+  bus.on('error', (err) => log.error({ err }, 'bus pipe error'));
+
+  let lastCpu = process.cpuUsage();
+  let lastAt = Date.now();
+  const statsTimer = setInterval(() => {
+    const cpu = process.cpuUsage(lastCpu);
+    const now = Date.now();
+    const stats: ShardStats = {
+      connections: clients.size,
+      channels: hub.channels,
+      deliveries: hub.deliveries,
+      busBatches,
+      busMessages,
+      slowConsumers,
+      rssMb: process.memoryUsage.rss() / 1048576,
+      cpu: (cpu.user + cpu.system) / 1000 / Math.max(1, now - lastAt),
+    };
+    lastCpu = process.cpuUsage();
+    lastAt = now;
+    m.subscriptions.set(hub.channels);
+    send({ t: 'stats', stats });
+  }, STATS_MS);
+
+  function drain(deadlineMs: number): void {
+    if (draining) return;
+    draining = true;
+    clearInterval(statsTimer);
+    log.info({ clients: clients.size }, 'draining');
+    for (const c of clients) c.close(CloseCode.GOING_AWAY, 'server shutting down');
+    const finish = () => {
+      bus.destroy();
+      process.exit(0);
+    };
+    const deadline = setTimeout(finish, Math.max(0, deadlineMs - Date.now()));
+    const check = setInterval(() => {
+      if (clients.size === 0) {
+        clearTimeout(deadline);
+        clearInterval(check);
+        // Let the close frames flush before exiting.
+        setTimeout(finish, 50);
+      }
+    }, 20);
+  }
+
+  process.on('message', (msg: ToShard, handle?: unknown) => {
+    switch (msg.t) {
+      case 'conn':
+        if (handle instanceof net.Socket) accept(msg, handle);
+        break;
+      case 'sub-ack':
+        gates.get(msg.ch)?.resolve();
+        break;
+      case 'metrics-req':
+        registry.getMetricsAsJSON().then((metrics) => send({ t: 'metrics-res', id: msg.id, metrics }));
+        break;
+      case 'drain':
+        drain(msg.deadlineMs);
+        break;
+    }
+  });
+  // The front orchestrates shutdown; a terminal's Ctrl-C reaches the whole process group.
+  process.on('SIGINT', () => {});
+  process.on('SIGTERM', () => {});
+  process.on('disconnect', () => drain(Date.now() + config.drainTimeoutMs));
+
+  log.debug('shard ready');
+  send({ t: 'ready' });
+}

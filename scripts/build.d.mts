@@ -1,0 +1,2 @@
+export declare const entries: Record<string, string>;
+export declare function bundle(opts?: { only?: string[]; outdir?: string }): Promise<string[]>;

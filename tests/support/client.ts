@@ -1,0 +1,96 @@
+// A protocol-v1 test client on a real `ws` WebSocket: records every data message per channel
+// and checks replies by id.
+import WebSocket from 'ws';
+
+export interface DataMessage {
+  channel: string;
+  seq: number;
+  ts: number;
+  data: Record<string, unknown>;
+}
+
+export class TestClient {
+  readonly ws: WebSocket;
+  readonly messages: DataMessage[] = [];
+  readonly replies: Array<Record<string, unknown>> = [];
+  frames = 0;
+  closeCode: number | null = null;
+  closed: Promise<number>;
+  private nextId = 1;
+
+  private constructor(ws: WebSocket) {
+    this.ws = ws;
+    this.closed = new Promise((r) => ws.once('close', (code) => r((this.closeCode = code))));
+    ws.on('message', (raw, isBinary) => {
+      if (isBinary) return;
+      const v = JSON.parse(raw.toString());
+      this.frames++;
+      if (Array.isArray(v)) this.messages.push(...v);
+      else if (v.op) this.replies.push(v);
+      else this.messages.push(v);
+    });
+    ws.on('error', () => {});
+  }
+
+  static connect(url: string, opts: WebSocket.ClientOptions = {}): Promise<TestClient> {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(url, opts);
+      ws.once('open', () => resolve(new TestClient(ws)));
+      ws.once('unexpected-response', (_req, res) => reject(Object.assign(new Error(`HTTP ${res.statusCode}`), { status: res.statusCode, headers: res.headers })));
+      ws.once('error', reject);
+    });
+  }
+
+  request(body: Record<string, unknown>, timeoutMs = 10_000): Promise<Record<string, unknown>> {
+    const id = this.nextId++;
+    this.ws.send(JSON.stringify({ ...body, id }));
+    return this.waitReply((r) => r.id === id, timeoutMs);
+  }
+
+  subscribe(channels: string[]) {
+    return this.request({ op: 'subscribe', channels });
+  }
+
+  waitReply(pred: (r: Record<string, unknown>) => boolean, timeoutMs = 10_000): Promise<Record<string, unknown>> {
+    const end = Date.now() + timeoutMs;
+    return new Promise((resolve, reject) => {
+      const tick = () => {
+        const r = this.replies.find(pred);
+        if (r) return resolve(r);
+        if (Date.now() > end) return reject(new Error(`no matching reply; got ${JSON.stringify(this.replies)}`));
+        setTimeout(tick, 10);
+      };
+      tick();
+    });
+  }
+
+  byChannel(): Map<string, DataMessage[]> {
+    const m = new Map<string, DataMessage[]>();
+    for (const msg of this.messages) {
+      let l = m.get(msg.channel);
+      if (!l) m.set(msg.channel, (l = []));
+      l.push(msg);
+    }
+    return m;
+  }
+
+  close(): void {
+    if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.close();
+  }
+}
+
+/** Every channel's seq rises by exactly 1 from the first one seen. */
+export function assertNoGaps(msgs: DataMessage[]): { gaps: number; dups: number } {
+  let gaps = 0;
+  let dups = 0;
+  const last = new Map<string, number>();
+  for (const m of msgs) {
+    const prev = last.get(m.channel);
+    if (prev !== undefined) {
+      if (m.seq <= prev) dups++;
+      else if (m.seq !== prev + 1) gaps += m.seq - prev - 1;
+    }
+    last.set(m.channel, Math.max(prev ?? 0, m.seq));
+  }
+  return { gaps, dups };
+}

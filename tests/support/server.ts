@@ -1,0 +1,99 @@
+// Starts the real bundled server (dist/server.mjs) on port 0 and reads its address from the
+// `listening` log line.
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import readline from 'node:readline';
+
+export const ROOT = path.resolve(import.meta.dirname, '../..');
+export const SERVER = path.join(ROOT, 'dist/server.mjs');
+
+export interface RunningServer {
+  port: number;
+  wsUrl: string;
+  healthUrl: string;
+  metricsUrl: string;
+  proc: ChildProcess;
+  /** Every log line the server printed (parsed JSON), for assertions on start-up lines. */
+  logs: Array<Record<string, unknown>>;
+  stderr: () => string;
+  /** SIGTERM, wait for exit; resolves to the exit code. Idempotent. */
+  stop(): Promise<number | null>;
+}
+
+export interface StartOptions {
+  env?: Record<string, string>;
+  args?: string[];
+  timeoutMs?: number;
+}
+
+export async function startServer(opts: StartOptions = {}): Promise<RunningServer> {
+  const proc = spawn(process.execPath, [SERVER, '--lb-addr', '127.0.0.1:0', ...(opts.args ?? [])], {
+    env: { ...process.env, KAFKA_BROKERS: '', LOG_LEVEL: 'info', ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: Array<Record<string, unknown>> = [];
+  let err = '';
+  proc.stderr!.on('data', (d) => (err += d));
+  const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+  const lines = readline.createInterface({ input: proc.stdout! });
+  const listening = new Promise<Record<string, unknown>>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start in time; stderr:\n${err}`)), opts.timeoutMs ?? 20_000);
+    lines.on('line', (line) => {
+      let rec: Record<string, unknown>;
+      try {
+        rec = JSON.parse(line);
+      } catch {
+        return;
+      }
+      logs.push(rec);
+      if (rec.msg === 'listening') {
+        clearTimeout(timer);
+        resolve(rec);
+      }
+    });
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited with ${code} before listening; stderr:\n${err}`));
+    });
+  });
+  const rec = await listening;
+  let stopping: Promise<number | null> | null = null;
+  return {
+    port: rec.port as number,
+    wsUrl: rec.ws_url as string,
+    healthUrl: rec.health_url as string,
+    metricsUrl: rec.metrics_url as string,
+    proc,
+    logs,
+    stderr: () => err,
+    stop() {
+      if (!stopping) {
+        if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+        stopping = exited;
+      }
+      return stopping;
+    },
+  };
+}
+
+export async function getHealth(url: string): Promise<{ status: number; body: any }> {
+  const res = await fetch(url);
+  return { status: res.status, body: await res.json() };
+}
+
+/** Polls `fn` until it returns a truthy value; fails with `what` after `timeoutMs`. */
+export async function until<T>(fn: () => Promise<T> | T, what: string, timeoutMs = 15_000, everyMs = 50): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+      last = v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what} (last: ${String(last)})`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
