@@ -88,11 +88,12 @@ export class Front {
     const deadline = Date.now() + this.config.drainTimeoutMs;
     this.draining = true;
     this.log.info({ deadline_ms: this.config.drainTimeoutMs, connections: this.pool.totalConnections }, 'draining');
-    const closed = new Promise<void>((r) => this.server.close(() => r()));
-    this.server.closeIdleConnections();
+    // The listener stays up while the shards drain, answering 503 to /health and upgrades, so
+    // load balancers and reconnecting clients learn this instance is going away.
     await this.source.stop();
     this.bus.stop();
     await this.pool.drain(deadline);
+    const closed = new Promise<void>((r) => this.server.close(() => r()));
     this.server.closeAllConnections();
     await closed;
     if (this.sampler) clearInterval(this.sampler);

@@ -1,5 +1,5 @@
 // Sums of worker deltas over a window (one timeline second, a ramp, a hold, the whole run).
-import { addEncoded, newHistogram, type Histogram } from './histogram.js';
+import { decodeHistogram, newHistogram, type Histogram } from './histogram.js';
 import type { WorkerDelta } from './ipc.js';
 
 const addRec = (into: Record<string, number>, from: Record<string, number>) => {
@@ -84,11 +84,7 @@ export class CounterHub {
   }
 
   add(worker: number, d: WorkerDelta): void {
-    let h: Histogram | null = null;
-    if (d.latency) {
-      h = newHistogram();
-      addEncoded(h, d.latency);
-    }
+    const h = d.latency ? decodeHistogram(d.latency) : null;
     for (const c of this.open) c.add(worker, d, h);
     h?.destroy();
   }

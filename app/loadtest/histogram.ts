@@ -9,12 +9,7 @@ export const newHistogram = (): Histogram =>
 
 export const encodeHistogram = (h: Histogram): string | null => (h.totalCount ? hdr.encodeIntoCompressedBase64(h) : null);
 
-export function addEncoded(into: Histogram, encoded: string | null): void {
-  if (!encoded) return;
-  const h = hdr.decodeFromCompressedBase64(encoded);
-  into.add(h);
-  h.destroy();
-}
+export const decodeHistogram = (encoded: string): Histogram => hdr.decodeFromCompressedBase64(encoded);
 
 export interface LatencySummary {
   count: number;

@@ -1,0 +1,245 @@
+// The server's shared Kafka consumer: ONE consumer group for the whole server (not one per shard),
+// records -> micro-batches -> Dispatch (the broadcast bus).
+//
+// Delivery: at-least-once. A fetched batch's offset is resolved and committed only after every
+// message of it was handed to dispatch() (which returning means accepted). A crash or a kill after
+// dispatch but before the commit re-delivers those records on the next start (duplicates, never
+// loss); a clean stop() commits first, so a restart resumes exactly after the last dispatched record.
+import { Kafka, type Consumer, type EachBatchPayload } from 'kafkajs';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import type { Dispatch, MessageSource, SourceMessage } from '../common/contracts.js';
+import type { KafkaConfig } from './config.js';
+import { createKafkaMetrics, type KafkaMetrics } from './metrics.js';
+import { createMicroBatcher, type Batcher } from './micro-batcher.js';
+import { kafkajsLogCreator, createRateLimitedLog, type RateLimitedLog } from './rate-limited-log.js';
+import { createRecordMapper, REJECT_REASONS, type RejectReason } from './record-mapper.js';
+
+// Fetch for latency: the broker answers as soon as one byte is there, and an idle fetch returns
+// after 50 ms instead of kafkajs' 5 s (which also bounds how stale `connected` can be).
+const MAX_WAIT_MS = 50;
+// No fetch for this long while running: the broker is gone or the group is rebalancing.
+const STALE_MS = 3_000;
+// Stuck that long: kafkajs has given up or wedged; throw the consumer away and start a new one.
+const STUCK_MS = 30_000;
+// All partitions of a fetch are processed at once, so their records share one 10 ms batch window.
+const PARTITIONS_CONCURRENTLY = 16;
+const RELAUNCH_MIN_MS = 500;
+const RELAUNCH_MAX_MS = 10_000;
+const DISCONNECT_TIMEOUT_MS = 10_000;
+
+export class KafkaConsumerPool implements MessageSource {
+  readonly kind = 'kafka' as const;
+  private readonly log: Logger;
+  private readonly limited: RateLimitedLog;
+  private readonly metrics: KafkaMetrics;
+  private readonly batcher: Batcher<SourceMessage>;
+  private readonly map: ReturnType<typeof createRecordMapper>;
+  private consumer: Consumer | null = null;
+  private state: 'idle' | 'running' | 'stopped' = 'idle';
+  private relaunchTimer: NodeJS.Timeout | null = null;
+  private watchdog: NodeJS.Timeout | null = null;
+  private relaunches = 0;
+  private launching: Promise<void> | null = null;
+  private lastFetchAt = 0;
+  private launchedAt = 0;
+  private lastMessageAt = 0;
+  private recordsTotal = 0;
+  private readonly rejectedBy: Record<RejectReason, number>;
+  private readonly lagByPartition = new Map<string, number>();
+
+  constructor(
+    private readonly config: KafkaConfig,
+    private readonly dispatch: Dispatch,
+    logger: Logger,
+    registry: Registry,
+  ) {
+    this.log = logger.child({ part: 'kafka' });
+    this.limited = createRateLimitedLog(this.log);
+    this.rejectedBy = Object.fromEntries(REJECT_REASONS.map((r) => [r, 0])) as Record<RejectReason, number>;
+    this.map = createRecordMapper({ streams: config.streams, maxRecordBytes: config.maxRecordBytes });
+    this.metrics = createKafkaMetrics(registry, { lag: () => this.lag(), connected: () => this.connected() });
+    this.batcher = createMicroBatcher<SourceMessage>({
+      maxSize: config.batchSize,
+      maxDelayMs: config.batchTimeoutMs,
+      sink: (batch) => {
+        this.dispatch.dispatch(batch);
+        this.recordsTotal += batch.length;
+        this.lastMessageAt = Date.now();
+        this.metrics.records.inc(batch.length);
+        this.metrics.batchSize.observe(batch.length);
+      },
+    });
+  }
+
+  async start(): Promise<void> {
+    if (this.state !== 'idle') return;
+    this.state = 'running';
+    this.log.info({ group: this.config.group, topics: this.config.topics }, 'shared consumer pool started');
+    this.log.info({ batch_size: this.config.batchSize, batch_timeout_ms: this.config.batchTimeoutMs }, 'Kafka batching enabled');
+    this.watchdog = setInterval(() => this.checkStuck(), 1_000);
+    this.watchdog.unref();
+    await this.launch();
+  }
+
+  async stop(): Promise<void> {
+    if (this.state === 'stopped') return;
+    this.state = 'stopped';
+    if (this.relaunchTimer) clearTimeout(this.relaunchTimer);
+    if (this.watchdog) clearInterval(this.watchdog);
+    this.relaunchTimer = this.watchdog = null;
+    await this.launching;
+    await this.dropConsumer();
+    this.batcher.stop();
+    this.log.info({ group: this.config.group, records_total: this.recordsTotal }, 'shared consumer pool stopped');
+  }
+
+  health(): Record<string, unknown> {
+    return {
+      connected: this.connected(),
+      group: this.config.group,
+      topics: [...this.config.topics],
+      lag: this.lag(),
+      last_message_age_ms: this.lastMessageAt ? Date.now() - this.lastMessageAt : null,
+      records_total: this.recordsTotal,
+      rejected_total: Object.values(this.rejectedBy).reduce((a, b) => a + b, 0),
+      rejected: { ...this.rejectedBy },
+    };
+  }
+
+  private connected(): boolean {
+    return this.state === 'running' && this.consumer !== null && Date.now() - this.lastFetchAt < STALE_MS;
+  }
+
+  private lag(): number {
+    let sum = 0;
+    for (const l of this.lagByPartition.values()) sum += l;
+    return sum;
+  }
+
+  private launch(): Promise<void> {
+    this.launching = this.tryLaunch().finally(() => {
+      this.launching = null;
+    });
+    return this.launching;
+  }
+
+  /** Builds a fresh client and consumer; on failure schedules the next try with bounded backoff. */
+  private async tryLaunch(): Promise<void> {
+    if (this.state !== 'running') return;
+    const kafka = new Kafka({
+      clientId: `odin-ws-${this.config.group}`,
+      brokers: [...this.config.brokers],
+      connectionTimeout: 3_000,
+      requestTimeout: 10_000,
+      logCreator: kafkajsLogCreator(this.log),
+      retry: { initialRetryTime: 300, maxRetryTime: 5_000, retries: 8 },
+    });
+    const consumer = kafka.consumer({
+      groupId: this.config.group,
+      sessionTimeout: 10_000,
+      heartbeatInterval: 2_000,
+      maxWaitTimeInMs: MAX_WAIT_MS,
+      minBytes: 1,
+      allowAutoTopicCreation: false,
+      retry: {
+        initialRetryTime: 300,
+        maxRetryTime: 5_000,
+        retries: 8,
+        // Every failure is worth another try: the broker may come back at any time.
+        restartOnFailure: async () => true,
+      },
+    });
+    this.consumer = consumer;
+    this.launchedAt = Date.now();
+    const { GROUP_JOIN, FETCH, CRASH } = consumer.events;
+    consumer.on(GROUP_JOIN, (e) => {
+      this.lastFetchAt = Date.now();
+      this.relaunches = 0;
+      this.lagByPartition.clear();
+      this.log.info({ group: this.config.group, assignment: e.payload.memberAssignment }, 'kafka consumer joined group');
+    });
+    consumer.on(FETCH, () => {
+      this.lastFetchAt = Date.now();
+    });
+    consumer.on(CRASH, (e) => {
+      this.lastFetchAt = 0;
+      this.limited.log('warn', 'crash', { error: e.payload.error.message, restart: e.payload.restart }, 'kafka consumer crashed');
+      // kafkajs restarts by itself when restart is true; otherwise start over with a new consumer.
+      if (!e.payload.restart && this.consumer === consumer) this.scheduleRelaunch();
+    });
+    try {
+      await consumer.connect();
+      await consumer.subscribe({ topics: [...this.config.topics], fromBeginning: this.config.fromBeginning });
+      await consumer.run({
+        eachBatchAutoResolve: false,
+        partitionsConsumedConcurrently: PARTITIONS_CONCURRENTLY,
+        eachBatch: (payload) => this.eachBatch(payload),
+      });
+    } catch (e) {
+      this.limited.log('warn', 'launch', { error: (e as Error).message, brokers: this.config.brokers }, 'kafka consumer could not start; retrying');
+      if (this.consumer === consumer) this.scheduleRelaunch();
+    }
+  }
+
+  private async eachBatch({ batch, resolveOffset, commitOffsetsIfNecessary, isRunning, isStale }: EachBatchPayload) {
+    const group = this.batcher.group();
+    let last: string | null = null;
+    for (const record of batch.messages) {
+      if (!isRunning() || isStale()) break;
+      const r = this.map(batch.topic, record);
+      if (r.ok) group.push(r.message);
+      else this.reject(r.reason, batch.topic, batch.partition, record.offset);
+      last = record.offset;
+    }
+    // Commit only what the bus accepted; if dispatch threw, this throws and kafkajs re-fetches.
+    await group.done();
+    if (last === null) return;
+    resolveOffset(last);
+    await commitOffsetsIfNecessary();
+    this.lagByPartition.set(`${batch.topic}/${batch.partition}`, Math.max(0, Number(batch.highWatermark) - Number(last) - 1));
+  }
+
+  private reject(reason: RejectReason, topic: string, partition: number, offset: string) {
+    this.rejectedBy[reason]++;
+    this.metrics.rejected.inc({ reason });
+    this.limited.log('warn', `reject:${reason}`, { reason, topic, partition, offset }, 'kafka record rejected');
+  }
+
+  private scheduleRelaunch() {
+    if (this.state !== 'running' || this.relaunchTimer) return;
+    const delay = Math.min(RELAUNCH_MAX_MS, RELAUNCH_MIN_MS * 2 ** this.relaunches) * (0.8 + Math.random() * 0.4);
+    this.relaunches++;
+    this.relaunchTimer = setTimeout(async () => {
+      this.relaunchTimer = null;
+      await this.dropConsumer();
+      await this.launch();
+    }, delay);
+  }
+
+  private checkStuck() {
+    if (this.state !== 'running' || this.launching || this.relaunchTimer) return;
+    const since = Math.max(this.lastFetchAt, this.launchedAt);
+    if (Date.now() - since > STUCK_MS) {
+      this.limited.log('warn', 'stuck', { since_ms: Date.now() - since }, 'kafka consumer stuck; starting a new one');
+      this.scheduleRelaunch();
+    }
+  }
+
+  /** Disconnects the current consumer (commits, leaves the group); bounded, since the broker may be gone. */
+  private async dropConsumer() {
+    const consumer = this.consumer;
+    this.consumer = null;
+    this.lastFetchAt = 0;
+    if (!consumer) return;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<'timeout'>((r) => {
+      timer = setTimeout(() => r('timeout'), DISCONNECT_TIMEOUT_MS);
+    });
+    const result = await Promise.race([consumer.disconnect().then(() => 'ok' as const, (e: Error) => e), timeout]);
+    clearTimeout(timer);
+    if (result !== 'ok') {
+      this.log.warn({ error: result === 'timeout' ? 'timeout' : result.message }, 'kafka consumer did not disconnect cleanly');
+    }
+  }
+}

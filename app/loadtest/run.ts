@@ -1,0 +1,368 @@
+// The coordinator: forks the workers, walks the steps (ramp, wait for subscriptions, hold),
+// samples /health and its own machine every second into a timeline, and always ends the
+// workers, by the plan, at the deadline or on a signal.
+import type { ChannelPlan } from './channels.js';
+import { planSteps, type LoadtestConfig } from './cli.js';
+import { CounterHub, type Counters } from './counters.js';
+import { discoverChannels } from './discover.js';
+import { readFdLimit, type FdLimit } from './fd-limit.js';
+import { HealthSampler, type HealthSample } from './health-sampler.js';
+import { summarize, type LatencySummary } from './histogram.js';
+import { MachineCpu, machineInfo, memAvailableFraction, type MachineInfo } from './machine.js';
+import { evaluateStep, type StepResult } from './step.js';
+import type { LimitedBy } from './verdict.js';
+import { WorkerPool } from './worker-pool.js';
+
+export interface TimelineRow {
+  t: number;
+  step: number;
+  phase: 'ramp' | 'hold' | 'idle';
+  open: number;
+  attempted: number;
+  in_flight: number;
+  deliveries_per_s: number;
+  frames_per_s: number;
+  p50: number | null;
+  p90: number | null;
+  p99: number | null;
+  max: number | null;
+  refused_total: number;
+  connect_errors_total: number;
+  closed_total: number;
+  missing_total: number;
+  server_connections: number | null;
+  shards: Array<{ id: number; connections: number }>;
+  server_rejected: number | null;
+  server_cpu: number | null;
+  server_memory_mb: number | null;
+  generator_cpu: number;
+  machine_busy: number | null;
+}
+
+export interface Progress {
+  step: number;
+  steps: number;
+  target: number;
+  phase: TimelineRow['phase'];
+  row: TimelineRow;
+}
+
+export interface LoadtestResult {
+  schema: 'odin-ws.loadtest.result/v1';
+  status: 'completed' | 'deadline' | 'interrupted';
+  mode: LoadtestConfig['mode'];
+  url: string;
+  health_url: string | null;
+  started_at: string;
+  finished_at: string;
+  duration_s: number;
+  config: Record<string, unknown>;
+  machine: MachineInfo;
+  generator: { workers: number; pids: number[]; per_worker_max: number; fd_limit: FdLimit | null; coordinator_fd: { soft: number | null; hard: number | null }; source_ips: { count: number; first: string | null; last: string | null }; cpu_s: number; rss_mb_max: number; crashes: string[] };
+  server_info: { max_connections: number | null; cpu_limit: number | null; memory_limit_mb: number | null; shards: number | null; health_errors: number; health_last_error: string | null };
+  target: number;
+  capacity: number | null;
+  reached: boolean;
+  slo: { p99_ms: number; met: boolean; violations: string[] };
+  limited_by: LimitedBy;
+  limited_by_detail: string;
+  connections: { attempted: number; opened: number; peak_open: number; refused: number; connect_errors: Record<string, number>; closed_by_server: Record<string, number> };
+  refusals: { count: number; retry_after: string | null; server_rejected: number | null };
+  deliveries: { total: number; per_s: number };
+  seq: { gaps: number; missing: number; duplicates: number; reordered: number };
+  latency_ms: LatencySummary;
+  shard_spread: number | null;
+  shard_spread_max_hold: number | null;
+  shards_end: Array<{ id: number; connections: number }>;
+  reported_step: number | null;
+  steps: StepResult[];
+  timeline: TimelineRow[];
+  warnings: string[];
+}
+
+export class RunError extends Error {}
+
+const sleep = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    if (signal.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+
+export async function runLoadtest(cfg: LoadtestConfig, deps: { bundlePath: string; signal?: AbortSignal; onProgress?: (p: Progress) => void }): Promise<LoadtestResult> {
+  const startedAt = Date.now();
+  const abort = new AbortController();
+  const deadline = setTimeout(() => abort.abort('deadline'), cfg.deadlineS * 1000);
+  const onExternal = () => abort.abort('interrupted');
+  deps.signal?.addEventListener('abort', onExternal, { once: true });
+  const stopReason = () => (abort.signal.aborted ? String(abort.signal.reason) : null);
+
+  const machine = machineInfo();
+  const machineCpu = new MachineCpu();
+  const warnings: string[] = [];
+  const sampler = new HealthSampler(cfg.healthUrl);
+  const before = await sampler.sample();
+  if (cfg.healthUrl && !before) warnings.push(`/health unreachable at start (${sampler.lastError}); server figures are missing`);
+  const plan = await resolvePlan(cfg, warnings);
+
+  const hub = new CounterHub();
+  const total = hub.window();
+  let tickWin = hub.window();
+  const pool = new WorkerPool(deps.bundlePath, (i, d) => hub.add(i, d));
+  const timeline: TimelineRow[] = [];
+  const steps: StepResult[] = [];
+  const targets = planSteps(cfg);
+  let step = { index: 0, target: 0, phase: 'idle' as TimelineRow['phase'] };
+  let lateReports = 0;
+  let coordCpu = process.cpuUsage();
+  let peakOpen = 0;
+  const gauges = () => {
+    let open = 0, inFlight = 0, attempted = 0, unsubscribed = 0, rss = 0;
+    for (const w of pool.info) {
+      open += w?.gauges?.open ?? 0;
+      inFlight += w?.gauges?.inFlight ?? 0;
+      attempted += w?.gauges?.attemptedTotal ?? 0;
+      unsubscribed += w?.gauges?.unsubscribed ?? 0;
+      rss = Math.max(rss, w?.gauges?.rssMb ?? 0);
+    }
+    peakOpen = Math.max(peakOpen, open);
+    return { open, inFlight, attempted, unsubscribed, rss };
+  };
+  let rssMax = 0;
+
+  let ticking = false;
+  const onTick = async () => {
+    if (ticking) return;
+    ticking = true;
+    try {
+      lateReports += (await pool.flush(800)).late;
+      const w = hub.close(tickWin);
+      tickWin = hub.window();
+      const s = w.seconds();
+      const g = gauges();
+      rssMax = Math.max(rssMax, g.rss);
+      const cpu = process.cpuUsage(coordCpu);
+      coordCpu = process.cpuUsage();
+      const h = sampler.latest && sampler.latest.at > Date.now() - 2500 ? sampler.latest : null;
+      const lat = summarize(w.latency);
+      const row: TimelineRow = {
+        t: Math.round((Date.now() - startedAt) / 100) / 10,
+        step: step.target,
+        phase: step.phase,
+        open: g.open,
+        attempted: g.attempted,
+        in_flight: g.inFlight,
+        deliveries_per_s: Math.round(w.messages / s),
+        frames_per_s: Math.round(w.frames / s),
+        p50: lat.p50,
+        p90: lat.p90,
+        p99: lat.p99,
+        max: lat.max,
+        refused_total: total.refused,
+        connect_errors_total: total.connectErrorTotal,
+        closed_total: total.closedTotal,
+        missing_total: total.missing,
+        server_connections: h?.total_connections ?? null,
+        shards: h?.shards.map((x) => ({ id: x.id, connections: x.connections })) ?? [],
+        server_rejected: h?.rejected != null ? h.rejected - (before?.rejected ?? 0) : null,
+        server_cpu: h?.cpu ?? null,
+        server_memory_mb: h?.memory_mb ?? null,
+        generator_cpu: Math.round((pool.info.reduce((a, x) => a + (x?.cpu ?? 0), 0) + (cpu.user + cpu.system) / 1e6 / s) * 100) / 100,
+        machine_busy: machineCpu.sample(),
+      };
+      timeline.push(row);
+      deps.onProgress?.({ step: step.index + 1, steps: targets.length, target: step.target, phase: step.phase, row });
+    } finally {
+      ticking = false;
+    }
+  };
+
+  let status: LoadtestResult['status'] = 'completed';
+  let ticker: NodeJS.Timeout | null = null;
+  try {
+    await pool.start(cfg.workers, (index) => ({
+      index,
+      workers: cfg.workers,
+      url: cfg.url,
+      sourceIps: cfg.sourceIps,
+      plan,
+      handshakeTimeoutMs: cfg.handshakeTimeoutMs,
+      maxInFlight: cfg.maxInFlight,
+      maxSockets: cfg.perWorkerMax,
+      hardDeadlineMs: startedAt + cfg.deadlineS * 1000 + 30_000,
+    }));
+    sampler.start();
+    ticker = setInterval(() => void onTick(), 1000);
+
+    for (let i = 0; i < targets.length && !abort.signal.aborted; i++) {
+      const target = targets[i];
+      const prev = i ? targets[i - 1] : 0;
+      step = { index: i, target, phase: 'ramp' };
+      const ramp = hub.window();
+      pool.ramp(target, cfg.rampPerS);
+      const rampBudgetMs = ((target - prev) / cfg.rampPerS) * 2000 + cfg.handshakeTimeoutMs + 15_000;
+      const rampDone = await waitFor(async () => {
+        lateReports += (await pool.flush(1000)).late;
+        const g = gauges();
+        return g.attempted >= target && g.inFlight === 0;
+      }, rampBudgetMs, abort.signal);
+      if (plan.kind !== 'none') await waitFor(async () => (await pool.flush(1000), gauges().unsubscribed === 0), 10_000, abort.signal);
+      lateReports += (await pool.flush(5000)).late;
+      hub.close(ramp);
+
+      step.phase = 'hold';
+      const lateBefore = lateReports;
+      const cpuBefore = process.cpuUsage();
+      const hold = hub.window();
+      await sleep(cfg.holdS * 1000, abort.signal);
+      lateReports += (await pool.flush(5000)).late;
+      hub.close(hold);
+      await sampler.sample(); // a sample at the very end of the hold: the spread is read from it
+      const cpu = process.cpuUsage(cpuBefore);
+      const res = evaluateStep({
+        target,
+        subscribing: plan.kind !== 'none',
+        ramp,
+        hold,
+        rampTimedOut: !rampDone,
+        openAtEnd: gauges().open,
+        samples: sampler.samples,
+        before,
+        sloP99Ms: cfg.sloP99Ms,
+        lateReports: lateReports - lateBefore,
+        coordinatorCpu: (cpu.user + cpu.system) / 1e6 / hold.seconds(),
+        machineBusy: meanBusy(timeline, startedAt, hold),
+        memAvailable: memAvailableFraction(),
+        local: cfg.local,
+        cores: machine.cores,
+        generatorFdSoft: pool.info[0]?.fd.soft ?? null,
+        interrupted: stopReason(),
+        crashes: pool.crashes,
+      });
+      steps.push(res);
+      if (!res.slo.met) break;
+    }
+  } finally {
+    if (ticker) clearInterval(ticker);
+    for (let i = 0; ticking && i < 40; i++) await new Promise((r) => setTimeout(r, 50));
+    clearTimeout(deadline);
+    deps.signal?.removeEventListener('abort', onExternal);
+    if (abort.signal.aborted) status = abort.signal.reason === 'deadline' ? 'deadline' : 'interrupted';
+    await pool.flush(2000).catch(() => undefined);
+    hub.close(total);
+    await pool.stop();
+    sampler.stop();
+  }
+
+  return assemble();
+
+  function assemble(): LoadtestResult {
+    const good = steps.filter((s) => s.slo.met);
+    const firstBad = steps.find((s) => !s.slo.met) ?? null;
+    const reportedIdx = cfg.mode === 'target' ? (steps.length ? 0 : null) : good.length ? steps.indexOf(good[good.length - 1]) : steps.length ? 0 : null;
+    const rep = reportedIdx === null ? null : steps[reportedIdx];
+    const first = before ?? sampler.samples[0] ?? null;
+    const lastSample = sampler.latest;
+    const finished = Date.now();
+    const ips = cfg.sourceIps;
+    const ownCpu = process.cpuUsage();
+    let limitedBy: LimitedBy;
+    let detail: string;
+    if (firstBad) ({ limited_by: limitedBy, limited_by_detail: detail } = firstBad);
+    else if (steps.length) {
+      limitedBy = 'none';
+      detail = cfg.mode === 'search' ? `--search-max ${cfg.search.max} reached within the SLO` : steps[0].limited_by_detail;
+    } else {
+      limitedBy = 'unknown';
+      detail = `no step completed (${stopReason() ?? 'stopped'})`;
+    }
+    const violations = firstBad?.slo.violations ?? (steps.length ? [] : [`no step completed (${stopReason() ?? 'stopped'})`]);
+    return {
+      schema: 'odin-ws.loadtest.result/v1',
+      status,
+      mode: cfg.mode,
+      url: cfg.url,
+      health_url: cfg.healthUrl,
+      started_at: new Date(startedAt).toISOString(),
+      finished_at: new Date(finished).toISOString(),
+      duration_s: Math.round((finished - startedAt) / 100) / 10,
+      config: { ...cfg, channels: cfg.channels, sourceIps: undefined },
+      machine,
+      generator: {
+        workers: cfg.workers,
+        pids: pool.info.map((w) => w?.pid ?? 0),
+        per_worker_max: cfg.perWorkerMax,
+        fd_limit: pool.info[0]?.fd ?? null,
+        coordinator_fd: readFdLimit(),
+        source_ips: { count: ips.length, first: ips[0] ?? null, last: ips[ips.length - 1] ?? null },
+        cpu_s: Math.round((total.cpuUs.reduce((a, b) => a + (b ?? 0), 0) + ownCpu.user + ownCpu.system) / 1e4) / 100,
+        rss_mb_max: rssMax,
+        crashes: [...pool.crashes],
+      },
+      server_info: {
+        max_connections: first?.max_connections ?? null,
+        cpu_limit: first?.cpu_limit ?? null,
+        memory_limit_mb: first?.memory_limit_mb ?? null,
+        shards: first ? first.shards.length : null,
+        health_errors: sampler.errors,
+        health_last_error: sampler.lastError,
+      },
+      target: cfg.mode === 'target' ? cfg.target : cfg.search.max,
+      capacity: cfg.mode === 'search' ? (good.length ? good[good.length - 1].target : null) : rep?.slo.met ? rep.target : null,
+      reached: rep?.reached ?? false,
+      slo: { p99_ms: cfg.sloP99Ms, met: !!steps.length && !firstBad, violations },
+      limited_by: limitedBy,
+      limited_by_detail: detail,
+      connections: { attempted: total.attempted, opened: total.opened, peak_open: peakOpen, refused: total.refused, connect_errors: total.connectErrors, closed_by_server: total.closedByServer },
+      refusals: { count: total.refused, retry_after: total.retryAfter, server_rejected: lastSample?.rejected != null ? lastSample.rejected - (before?.rejected ?? 0) : null },
+      deliveries: { total: total.messages, per_s: rep?.hold.deliveries_per_s ?? 0 },
+      seq: { gaps: total.gaps, missing: total.missing, duplicates: total.duplicates, reordered: total.reordered },
+      latency_ms: summarize(total.latency),
+      shard_spread: rep?.server.shard_spread ?? null,
+      shard_spread_max_hold: rep?.server.shard_spread_max_hold ?? null,
+      shards_end: rep?.server.shards_end ?? [],
+      reported_step: reportedIdx,
+      steps,
+      timeline,
+      warnings,
+    };
+  }
+}
+
+async function resolvePlan(cfg: LoadtestConfig, warnings: string[]): Promise<ChannelPlan> {
+  if (cfg.channels.kind !== 'random') return cfg.channels;
+  let pool: string[];
+  try {
+    pool = await discoverChannels(cfg.url, cfg.streams, cfg.discoverS);
+  } catch (err) {
+    throw new RunError(`random:${cfg.channels.k}: channel discovery failed: ${(err as Error).message}`);
+  }
+  if (!pool.length) throw new RunError(`random:${cfg.channels.k}: no messages seen on ${cfg.streams.map((s) => `${s}:*`).join(', ')} within ${cfg.discoverS} s`);
+  if (pool.length < cfg.channels.k) warnings.push(`random:${cfg.channels.k}: only ${pool.length} channels discovered; each client takes all of them`);
+  return { kind: 'random', k: cfg.channels.k, pool };
+}
+
+async function waitFor(cond: () => Promise<boolean>, timeoutMs: number, signal: AbortSignal): Promise<boolean> {
+  const until = Date.now() + timeoutMs;
+  while (!signal.aborted && Date.now() < until) {
+    if (await cond()) return true;
+    await sleep(250, signal);
+  }
+  return false;
+}
+
+/** Mean machine busy fraction over the timeline rows inside window `w`. */
+function meanBusy(timeline: readonly TimelineRow[], startedAt: number, w: Counters): number | null {
+  const end = w.endedAt ?? Date.now();
+  const xs = timeline
+    .filter((r) => r.machine_busy !== null && startedAt + r.t * 1000 > w.startedAt && startedAt + r.t * 1000 <= end + 500)
+    .map((r) => r.machine_busy as number);
+  return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null;
+}
+
+export type { HealthSample };

@@ -1,0 +1,88 @@
+// What limited a step. Checked in order of certainty: hard failures the generator saw itself
+// (fd limit, 503s, connect errors) first, then saturation of memory and CPU. On a loopback run
+// server and generator share the cores, so a saturated box is charged to the bigger consumer
+// and the detail names both.
+
+export type LimitedBy =
+  | 'none'
+  | 'fd_limit'
+  | 'guard_refusals'
+  | `connect_errors:${string}`
+  | 'memory'
+  | 'server_cpu'
+  | 'generator_cpu'
+  | 'unknown';
+
+export interface VerdictInput {
+  passed: boolean;
+  target: number;
+  refused: number;
+  connectErrors: Record<string, number>;
+  rejectedByReason: Record<string, number>;
+  maxConnections: number | null;
+  /** Server cores in use (mean over the step), all processes; per shard; null without /health. */
+  serverCpu: number | null;
+  shardCpuMax: number | null;
+  frontCpu: number | null;
+  cpuLimit: number | null;
+  serverMemoryMb: number | null;
+  memoryLimitMb: number | null;
+  /** Generator: cores per worker (mean), all generator processes summed, late reports. */
+  workerCpuMax: number;
+  generatorCpu: number;
+  lateReports: number;
+  generatorFdSoft: number | null;
+  /** Loopback run: the generator's machine is the server's machine. */
+  local: boolean;
+  cores: number;
+  machineBusy: number | null;
+  memAvailable: number | null;
+}
+
+const f = (x: number | null, d = 2) => (x === null ? 'n/a' : x.toFixed(d));
+
+export function decideLimit(x: VerdictInput): { limited_by: LimitedBy; detail: string } {
+  if (x.passed) return { limited_by: 'none', detail: `target ${x.target} reached within the SLO` };
+
+  const fdErrors = (x.connectErrors.EMFILE ?? 0) + (x.connectErrors.ENFILE ?? 0);
+  if (fdErrors > 0) {
+    return { limited_by: 'fd_limit', detail: `${fdErrors} connects failed with EMFILE/ENFILE: a generator process may hold ${x.generatorFdSoft ?? 'an unknown number of'} fds` };
+  }
+  if (x.refused > 0) {
+    const reasons = Object.entries(x.rejectedByReason).map(([k, v]) => `${k}=${v}`).join(', ') || 'not reported';
+    const where =
+      x.maxConnections === null
+        ? 'server max_connections unknown'
+        : x.target > x.maxConnections
+          ? `target ${x.target} is above the guard's max_connections ${x.maxConnections} (the guard working as configured)`
+          : `below the guard's max_connections ${x.maxConnections}, so the guard tripped on another limit`;
+    return { limited_by: 'guard_refusals', detail: `${x.refused} upgrades refused with HTTP 503; ${where}; server rejections by reason: ${reasons}` };
+  }
+  const errs = Object.entries(x.connectErrors).sort((a, b) => b[1] - a[1]);
+  if (errs.length) {
+    return { limited_by: `connect_errors:${errs[0][0]}`, detail: `connect errors by errno: ${errs.map(([k, v]) => `${k}=${v}`).join(', ')}` };
+  }
+
+  if (x.serverMemoryMb !== null && x.memoryLimitMb !== null && x.serverMemoryMb >= 0.9 * x.memoryLimitMb) {
+    return { limited_by: 'memory', detail: `server RSS ${x.serverMemoryMb} MB of limit ${x.memoryLimitMb} MB` };
+  }
+  if (x.local && x.memAvailable !== null && x.memAvailable < 0.05) {
+    return { limited_by: 'memory', detail: `machine memory available ${(x.memAvailable * 100).toFixed(1)}%` };
+  }
+
+  const cap = x.local ? Math.min(x.cpuLimit ?? x.cores, x.cores) : (x.cpuLimit ?? x.cores);
+  const serverSat = (x.serverCpu !== null && x.serverCpu >= 0.85 * cap) || (x.shardCpuMax ?? 0) >= 0.9 || (x.frontCpu ?? 0) >= 0.9;
+  const genSat = x.workerCpuMax >= 0.9 || x.lateReports > 0;
+  const boxSat = x.local && (x.machineBusy ?? 0) >= 0.9;
+  const figures =
+    `server ${f(x.serverCpu)} cores (busiest shard ${f(x.shardCpuMax)}, front ${f(x.frontCpu)}, cap ${f(cap, 1)}), ` +
+    `generator ${f(x.generatorCpu)} cores (busiest worker ${f(x.workerCpuMax)}, late reports ${x.lateReports})` +
+    (x.local ? `, machine ${x.machineBusy === null ? 'n/a' : `${Math.round(x.machineBusy * 100)}%`} busy of ${x.cores} cores` : '');
+  if (serverSat && !genSat && !boxSat) return { limited_by: 'server_cpu', detail: figures };
+  if (genSat && !serverSat && !boxSat) return { limited_by: 'generator_cpu', detail: figures };
+  if (serverSat || genSat || boxSat) {
+    const server = (x.serverCpu ?? 0) >= x.generatorCpu;
+    return { limited_by: server ? 'server_cpu' : 'generator_cpu', detail: `shared machine saturated, charged to the larger consumer: ${figures}` };
+  }
+  return { limited_by: 'unknown', detail: `the SLO broke with no resource saturated: ${figures}` };
+}

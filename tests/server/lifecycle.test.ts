@@ -1,0 +1,89 @@
+import { spawnSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { TestClient, assertNoGaps } from '../support/client.js';
+import { SERVER, getHealth, startServer, until } from '../support/server.js';
+
+describe('configuration at the edge', () => {
+  it('exits 2 before listening and names every invalid field', () => {
+    const r = spawnSync(process.execPath, [SERVER, '--shards', 'zero'], {
+      env: { ...process.env, KAFKA_BROKERS: '', WS_MAX_CONNECTIONS: '-5', WS_ADDR: 'nope' },
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('--shards="zero"');
+    expect(r.stderr).toContain('WS_MAX_CONNECTIONS="-5"');
+    expect(r.stderr).toContain('WS_ADDR="nope"');
+    expect(r.stdout).not.toContain('listening');
+  });
+
+  it('rejects an unknown flag with the list of accepted ones', () => {
+    const r = spawnSync(process.execPath, [SERVER, '--shard', '3'], { env: { ...process.env, KAFKA_BROKERS: '' }, encoding: 'utf8', timeout: 20_000 });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/--shard.*accepted flags:.*--shards/s);
+  });
+});
+
+describe('shutdown and shard faults', () => {
+  it('on SIGTERM turns health 503, closes every client with 1001 and exits 0', async () => {
+    const srv = await startServer({ env: { WS_SHARDS: '2', WS_DRAIN_TIMEOUT_MS: '5000' } });
+    const clients = await Promise.all([1, 2, 3, 4].map(() => TestClient.connect(srv.wsUrl)));
+    await until(async () => (await getHealth(srv.healthUrl)).body.system.total_connections === 4, 'clients counted');
+    const code = srv.stop();
+    const closes = await Promise.all(clients.map((c) => c.closed));
+    expect(closes).toEqual([1001, 1001, 1001, 1001]);
+    expect(await code).toBe(0);
+    expect(srv.logs.map((l) => l.msg)).toContain('draining');
+  });
+
+  it('answers 503 on /health and to upgrades while draining', async () => {
+    // A client that never answers the close handshake keeps the shard draining for a while.
+    const srv = await startServer({ env: { WS_SHARDS: '1', WS_DRAIN_TIMEOUT_MS: '3000' } });
+    const c = await TestClient.connect(srv.wsUrl);
+    c.ws.pause(); // our side stops reading, so the close handshake stalls until the deadline
+    srv.proc.kill('SIGTERM');
+    const res = await until(async () => {
+      const r = await fetch(srv.healthUrl);
+      return r.status === 503 ? r : null;
+    }, 'health 503 while draining');
+    expect((await res.json()).status).toBe('draining');
+    const refused = await TestClient.connect(srv.wsUrl).catch((e) => e);
+    expect(refused.status).toBe(503);
+    expect(await srv.stop()).toBe(0);
+  });
+
+  it('restarts a SIGKILLed shard while clients on the other shards keep receiving with no gap', async () => {
+    const srv = await startServer({ env: { WS_SHARDS: '3', FEED_RATE: '20' } });
+    try {
+      const cs = [await TestClient.connect(srv.wsUrl), await TestClient.connect(srv.wsUrl), await TestClient.connect(srv.wsUrl)];
+      for (const c of cs) await c.subscribe(['trades:*']);
+      const before = (await getHealth(srv.healthUrl)).body;
+      const victim = before.shards[1];
+      expect(victim.connections).toBe(1);
+      process.kill(victim.pid, 'SIGKILL');
+      expect(await cs[1].closed).toBe(1006);
+
+      const after = await until(async () => {
+        const { body } = await getHealth(srv.healthUrl);
+        const s = body.shards[1];
+        return s.restarts === 1 && s.up && s.pid !== victim.pid ? body : null;
+      }, 'shard 1 restarted');
+      expect(after.shards[0].restarts + after.shards[2].restarts).toBe(0);
+      expect(srv.proc.exitCode).toBeNull();
+
+      const marks = [cs[0].messages.length, cs[2].messages.length];
+      await until(() => cs[0].messages.length > marks[0] + 20 && cs[2].messages.length > marks[1] + 20, 'others keep receiving');
+      expect(assertNoGaps(cs[0].messages)).toEqual({ gaps: 0, dups: 0 });
+      expect(assertNoGaps(cs[2].messages)).toEqual({ gaps: 0, dups: 0 });
+
+      // The restarted shard takes new clients again and serves them.
+      const fresh = await TestClient.connect(srv.wsUrl);
+      await fresh.subscribe(['prices:ODIN1']);
+      await until(() => fresh.messages.length >= 3, 'restarted shard serves');
+      expect((await getHealth(srv.healthUrl)).body.shards[1].connections).toBe(1);
+      for (const c of [...cs, fresh]) c.close();
+    } finally {
+      await srv.stop();
+    }
+  });
+});
