@@ -31,13 +31,7 @@ async function main(): Promise<void> {
   let front: Front | null = null;
   const pool = new ShardPool(config, fileURLToPath(import.meta.url), log, () => {});
   const bus = new BroadcastBus({ batchSize: config.busBatchSize, flushMs: config.busFlushMs }, pool, log, createBusMetrics(registry));
-  const made = await createSource(config, bus, log, registry);
-  if (!made.ok) {
-    process.stderr.write(`odin-ws: invalid configuration (${made.problems.length} problems):\n`);
-    for (const p of made.problems) process.stderr.write(`  - ${p}\n`);
-    process.exit(EXIT_CONFIG);
-  }
-  const source: MessageSource = made.source;
+  const source: MessageSource = createSource(config, bus, log, registry);
   const auth = await createAuth(config);
 
   log.info({ mode: config.mode, shards: config.shards }, 'sharded mode enabled');

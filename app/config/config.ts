@@ -5,6 +5,7 @@ import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { STREAM_RE, TOKEN_RE } from '../common/channel.js';
+import { parseKafkaConfig, type KafkaConfig } from '../kafka/config.js';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const num = (min: number, max: number) => z.coerce.number().min(min).max(max);
@@ -77,8 +78,8 @@ export interface ServerConfig {
   readonly feedPayloadBytes: number;
   readonly authSecret: string | null;
   readonly logLevel: Out<'logLevel'>;
-  /** Raw KAFKA_* env, validated by the Kafka source; null when KAFKA_BROKERS is unset. */
-  readonly kafkaEnv: Readonly<Record<string, string>> | null;
+  /** The Kafka source's settings; null when KAFKA_BROKERS is unset (embedded feed). */
+  readonly kafka: KafkaConfig | null;
 }
 
 export type ConfigResult = { ok: true; config: ServerConfig } | { ok: false; problems: string[] };
@@ -117,11 +118,10 @@ export function parseConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): Co
   for (const s of out.feedStreams as string[]) {
     if (!streams.has(s)) problems.push(`FEED_STREAMS: "${s}" is not one of WS_STREAMS (${[...streams].join(',')})`);
   }
-  const kafkaEnv = env.KAFKA_BROKERS
-    ? Object.fromEntries(Object.entries(env).filter(([k, v]) => k.startsWith('KAFKA_') && v !== undefined)) as Record<string, string>
-    : null;
-  if (problems.length) return { ok: false, problems };
-  const config = { ...out, kafkaEnv } as unknown as ServerConfig;
+  const kafka = parseKafkaConfig(env, out.streams as string[]);
+  if (!kafka.ok) problems.push(...kafka.problems);
+  if (problems.length || !kafka.ok) return { ok: false, problems };
+  const config = { ...out, kafka: kafka.value } as unknown as ServerConfig;
   return { ok: true, config: deepFreeze(config) };
 }
 

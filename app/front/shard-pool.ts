@@ -89,6 +89,11 @@ export class ShardPool implements BusTargets {
   }
 
   handoff(shard: ShardHandle, req: HandoffRequest, socket: net.Socket): boolean {
+    // Until the shard acks the handle, this process still holds the fd with read interest that
+    // the HTTP parser started: bytes the client sends right after the 101 (its first subscribe)
+    // would be read here and lost. Stop reading so they wait in the kernel for the shard.
+    // (net.Socket#pause() only stops the libuv read for sockets created with `onread`.)
+    (socket as unknown as { _handle?: { readStop?: () => number } })._handle?.readStop?.();
     const ok = shard.send({ t: 'conn', method: req.method, url: req.url, headers: req.headers, head: req.head.toString('base64'), claims: req.claims }, socket);
     if (ok) shard.connections++;
     return ok;

@@ -4,17 +4,13 @@ import type { Dispatch, MessageSource } from '../common/contracts.js';
 import type { Logger } from '../common/logger.js';
 import type { ServerConfig } from '../config/config.js';
 import { EmbeddedFeed } from '../feed/embedded-feed.js';
+import { KafkaConsumerPool } from '../kafka/consumer-pool.js';
 
-export type SourceResult = { ok: true; source: MessageSource } | { ok: false; problems: string[] };
-
-export async function createSource(config: ServerConfig, sink: Dispatch, log: Logger, _registry: Registry): Promise<SourceResult> {
-  if (config.kafkaEnv) {
-    return { ok: false, problems: ['KAFKA_BROKERS: the Kafka source is not wired yet'] };
-  }
-  const feed = new EmbeddedFeed(
+export function createSource(config: ServerConfig, sink: Dispatch, log: Logger, registry: Registry): MessageSource {
+  if (config.kafka) return new KafkaConsumerPool(config.kafka, sink, log, registry);
+  return new EmbeddedFeed(
     { tokens: config.feedTokens, streams: config.feedStreams, rate: config.feedRate, payloadBytes: config.feedPayloadBytes },
     sink,
     log.child({ part: 'feed' }),
   );
-  return { ok: true, source: feed };
 }

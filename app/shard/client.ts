@@ -179,6 +179,7 @@ export class Client implements Subscriber {
     const send = () => {
       if (!this.closed && this.ws.readyState === this.ws.OPEN) this.ws.send(JSON.stringify(body));
     };
-    this.replies = gates.length ? this.replies.then(() => Promise.all(gates)).then(send) : this.replies.then(send);
+    const next = gates.length ? this.replies.then(() => Promise.all(gates)).then(send) : this.replies.then(send);
+    this.replies = next.catch(() => {}); // one failed send must not stall every later reply
   }
 }

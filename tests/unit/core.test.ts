@@ -24,7 +24,7 @@ describe('config', () => {
     expect(r.config).toMatchObject({ mode: 'multi', shards: 3, maxConnections: 18000, busBatchSize: 100, addr: { host: '0.0.0.0', port: 3004 } });
     expect(Object.isFrozen(r.config)).toBe(true);
     expect(Object.isFrozen(r.config.addr)).toBe(true);
-    expect(r.config.kafkaEnv).toBeNull();
+    expect(r.config.kafka).toBeNull();
   });
 
   it('lets flags win over env and single mode force one shard', () => {
