@@ -1,0 +1,35 @@
+// The load-test VM (e2-standard-8): reaches the WS VM over its internal address (no egress
+// charge, no NAT in the path); an optional alias range gives the load generator more source
+// addresses than one IP's ephemeral ports allow.
+import type { Construct } from 'constructs';
+import { TerraformOutput } from 'cdktf';
+import type { Assets } from './assets.js';
+import { OdinStack, type BaseStackProps } from './base-stack.js';
+import { OdinVm } from './vm.js';
+import { loadtestStartupScript } from './vm-scripts.js';
+
+export interface LoadtestStackProps extends BaseStackProps {
+  readonly assets: Assets;
+}
+
+export class LoadtestStack extends OdinStack {
+  readonly vm: OdinVm;
+
+  constructor(scope: Construct, id: 'loadtest', props: LoadtestStackProps) {
+    super(scope, id, props);
+    const { config, plan, assets } = props;
+    const vm = plan.vms.loadtest;
+    this.vm = new OdinVm(this, 'vm', {
+      config,
+      plan,
+      vm,
+      machineType: config.loadtest.machineType,
+      diskGb: config.loadtest.diskGb,
+      aliasCidr: config.loadtest.sourceCidr,
+      startupScript: loadtestStartupScript(config, plan, assets),
+    });
+
+    new TerraformOutput(this, 'loadtest_internal_ip', { value: vm.internalIp });
+    new TerraformOutput(this, 'loadtest_instance', { value: vm.instanceName });
+  }
+}

@@ -1,0 +1,32 @@
+// The contract between the stacks and the operations scripts: stack ids and output names.
+// Output names are flat and unique across all stacks, so the scripts can merge every
+// stack's outputs into one object. Renaming one breaks scripts/: change both together.
+
+export const STACK_NAMES = ['network', 'backend', 'ws', 'loadtest'] as const;
+export type StackName = (typeof STACK_NAMES)[number];
+
+export const OUTPUT_NAMES = [
+  'ws_url',
+  'health_url',
+  'ws_external_ip',
+  'ws_internal_ip',
+  'backend_internal_ip',
+  'loadtest_internal_ip',
+  'grafana_url',
+  'console_url',
+  'publisher_status_url',
+  'ws_instance',
+  'backend_instance',
+  'loadtest_instance',
+  'zone',
+  'project',
+] as const;
+export type OutputName = (typeof OUTPUT_NAMES)[number];
+
+/** Which stack declares each output (each name exactly once). */
+export const OUTPUTS_BY_STACK: Readonly<Record<StackName, readonly OutputName[]>> = {
+  network: ['zone', 'project'],
+  backend: ['backend_internal_ip', 'grafana_url', 'console_url', 'publisher_status_url', 'backend_instance'],
+  ws: ['ws_url', 'health_url', 'ws_external_ip', 'ws_internal_ip', 'ws_instance'],
+  loadtest: ['loadtest_internal_ip', 'loadtest_instance'],
+};

@@ -1,0 +1,71 @@
+// Derives every name, tag, port and fixed address from the config in one place, so the
+// stacks agree on them without reading each other's state.
+import { cidrHost, parseCidr, type Cidr } from './config/cidr.js';
+import { HOST_OFFSETS, type StackConfig } from './config/schema.js';
+
+export const PORTS = {
+  ssh: 22,
+  ws: 3004,
+  publisher: 3003,
+  kafka: 9092,
+  prometheus: 9090,
+  grafana: 3010,
+  console: 8080,
+} as const;
+
+/** Google's IAP TCP-forwarding range: the only source allowed to reach SSH. */
+export const IAP_RANGE = '35.235.240.0/20';
+
+export const ROLES = ['ws', 'backend', 'loadtest'] as const;
+export type Role = (typeof ROLES)[number];
+
+/** The only project roles a VM's service account gets: write logs and metrics. */
+export const VM_ROLES = ['roles/logging.logWriter', 'roles/monitoring.metricWriter'] as const;
+
+export interface VmPlan {
+  readonly role: Role;
+  readonly instanceName: string;
+  readonly serviceAccountId: string;
+  readonly internalIp: string;
+  readonly tag: string;
+}
+
+export interface DeploymentPlan {
+  readonly prefix: string;
+  readonly networkName: string;
+  readonly subnetName: string;
+  /** Full resource path, usable from any stack without a cross-stack reference. */
+  readonly subnetPath: string;
+  readonly routerName: string;
+  readonly natName: string;
+  readonly vms: Readonly<Record<Role, VmPlan>>;
+  readonly consumerGroup: string;
+  readonly kafkaBrokers: string;
+  readonly labels: Readonly<Record<string, string>>;
+}
+
+export function planDeployment(config: StackConfig): DeploymentPlan {
+  const prefix = `odin-${config.env}`;
+  const subnet = parseCidr(config.subnetCidr) as Cidr;
+  const vm = (role: Role): VmPlan => ({
+    role,
+    instanceName: `${prefix}-${role}`,
+    serviceAccountId: `${prefix}-${role}`,
+    internalIp: cidrHost(subnet, HOST_OFFSETS[role]),
+    tag: `odin-${role}`,
+  });
+  const vms = { ws: vm('ws'), backend: vm('backend'), loadtest: vm('loadtest') };
+  const subnetName = `${prefix}-subnet`;
+  return Object.freeze({
+    prefix,
+    networkName: `${prefix}-vpc`,
+    subnetName,
+    subnetPath: `projects/${config.project}/regions/${config.region}/subnetworks/${subnetName}`,
+    routerName: `${prefix}-router`,
+    natName: `${prefix}-nat`,
+    vms: Object.freeze(vms),
+    consumerGroup: `ws-server-${config.env}`,
+    kafkaBrokers: `${vms.backend.internalIp}:${PORTS.kafka}`,
+    labels: Object.freeze({ ...config.labels, env: config.env, managed_by: 'cdktf' }),
+  });
+}

@@ -1,0 +1,120 @@
+// What each VM receives at boot: env files, config files and the startup script, built from
+// the config, the plan and the asset texts. Pure functions, so tests can read the result.
+import type { Assets } from './assets.js';
+import type { StackConfig } from './config/schema.js';
+import { PORTS, type DeploymentPlan } from './plan.js';
+import { fillTemplate, renderEnvFile, renderStartupScript, type StagedFile } from './render.js';
+
+export const NODE_MAJOR = '20';
+
+/** /etc/odin/ws.env: the server's whole configuration (see odin-ws.service). */
+export function wsEnv(config: StackConfig, plan: DeploymentPlan): string {
+  return renderEnvFile({
+    WS_MODE: 'multi',
+    WS_ADDR: `:${PORTS.ws}`,
+    WS_SHARDS: config.ws.shards,
+    WS_MAX_CONNECTIONS: config.ws.maxConnections,
+    WS_CPU_LIMIT: config.ws.cpuLimit,
+    KAFKA_BROKERS: plan.kafkaBrokers,
+    KAFKA_TOPICS: config.kafka.topics.join(','),
+    KAFKA_CONSUMER_GROUP: plan.consumerGroup,
+  });
+}
+
+/** /etc/odin/publisher.env: the publisher runs next to Redpanda. */
+export function publisherEnv(config: StackConfig): string {
+  return renderEnvFile({
+    KAFKA_BROKERS: `127.0.0.1:${PORTS.kafka}`,
+    KAFKA_TOPICS: config.kafka.topics.join(','),
+    PUBLISHER_PORT: PORTS.publisher,
+  });
+}
+
+function templateValues(config: StackConfig, plan: DeploymentPlan): Record<string, string> {
+  return {
+    ODIN_ENV: config.env,
+    BACKEND_INTERNAL_IP: plan.vms.backend.internalIp,
+    WS_INTERNAL_IP: plan.vms.ws.internalIp,
+    REDPANDA_MEMORY: config.backend.redpandaMemory,
+  };
+}
+
+function commonVars(config: StackConfig, role: string): Record<string, string> {
+  return {
+    ODIN_ROLE: role,
+    ODIN_ENV: config.env,
+    ODIN_NODE_MAJOR: NODE_MAJOR,
+    ODIN_INSTALL_OPS_AGENT: String(config.installOpsAgent),
+  };
+}
+
+function file(path: string, content: string, mode?: string): StagedFile {
+  return { path, content, mode };
+}
+
+export function wsStartupScript(config: StackConfig, plan: DeploymentPlan, assets: Assets): string {
+  return renderStartupScript({
+    role: 'ws',
+    vars: { ...commonVars(config, 'ws'), ODIN_KAFKA_BROKERS: plan.kafkaBrokers, ODIN_WS_SHARDS: String(config.ws.shards) },
+    files: [
+      file('/etc/odin/ws.env', wsEnv(config, plan)),
+      file('/etc/systemd/system/odin-ws.service', assets.wsUnit),
+      file('/etc/sysctl.d/90-odin-ws.conf', assets.wsSysctl),
+      file('/etc/security/limits.d/90-odin.conf', assets.limits),
+    ],
+    scripts: [
+      { name: 'common.sh', text: assets.commonSh },
+      { name: 'ws-startup.sh', text: assets.wsStartupSh },
+    ],
+  });
+}
+
+export function backendStartupScript(config: StackConfig, plan: DeploymentPlan, assets: Assets): string {
+  const values = templateValues(config, plan);
+  const fill = (name: string, text: string) => fillTemplate(name, text, values);
+  return renderStartupScript({
+    role: 'backend',
+    vars: {
+      ...commonVars(config, 'backend'),
+      ODIN_BACKEND_INTERNAL_IP: plan.vms.backend.internalIp,
+      ODIN_KAFKA_TOPICS: config.kafka.topics.join(','),
+      ODIN_KAFKA_PARTITIONS: String(config.kafka.partitions),
+    },
+    files: [
+      file('/etc/sysctl.d/90-odin-backend.conf', assets.backendSysctl),
+      file('/etc/redpanda/redpanda.yaml', fill('redpanda.yaml', assets.redpandaYaml)),
+      file('/etc/default/redpanda', assets.redpandaDefault),
+      file('/etc/redpanda/redpanda-console-config.yaml', fill('redpanda-console.yaml', assets.consoleYaml)),
+      file('/etc/prometheus/prometheus.yml', fill('prometheus.yml', assets.prometheusYml)),
+      file('/etc/grafana/provisioning/datasources/odin.yaml', assets.grafanaDatasource, '0640'),
+      file('/etc/grafana/provisioning/dashboards/odin.yaml', assets.grafanaDashboards, '0640'),
+      file('/var/lib/odin/dashboards/odin-ws.json', assets.dashboardJson),
+      file('/etc/systemd/system/grafana-server.service.d/odin.conf', assets.grafanaOverride),
+      file('/etc/odin/publisher.env', publisherEnv(config)),
+      file('/etc/systemd/system/odin-publisher.service', assets.publisherUnit),
+    ],
+    scripts: [
+      { name: 'common.sh', text: assets.commonSh },
+      { name: 'backend-startup.sh', text: assets.backendStartupSh },
+    ],
+  });
+}
+
+export function loadtestStartupScript(config: StackConfig, plan: DeploymentPlan, assets: Assets): string {
+  return renderStartupScript({
+    role: 'loadtest',
+    vars: {
+      ...commonVars(config, 'loadtest'),
+      ODIN_WS_INTERNAL_IP: plan.vms.ws.internalIp,
+      ODIN_SOURCE_CIDR: config.loadtest.sourceCidr ?? '',
+    },
+    files: [
+      file('/etc/sysctl.d/90-odin-loadtest.conf', assets.loadtestSysctl),
+      file('/etc/security/limits.d/90-odin.conf', assets.limits),
+    ],
+    scripts: [
+      { name: 'common.sh', text: assets.commonSh },
+      { name: 'loadtest-startup.sh', text: assets.loadtestStartupSh },
+    ],
+  });
+}

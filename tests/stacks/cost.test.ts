@@ -1,0 +1,90 @@
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { estimateMonthlyCost, formatEstimate, loadPrices, PRICE_FILE } from '../../scripts/cost.mjs';
+import { makeConfig } from './helpers.js';
+
+const root = path.resolve(import.meta.dirname, '../..');
+const prices = JSON.parse(readFileSync(path.join(root, 'stacks', 'prices-us-central1.json'), 'utf8'));
+const exec = promisify(execFile);
+
+describe('price table', () => {
+  it('is dated, for us-central1, with the four unit prices', () => {
+    expect(prices.date).toMatch(/^\d{4}-\d{2}-\d{2}$/);
+    expect(prices.region).toBe('us-central1');
+    for (const key of ['e2VcpuHour', 'e2MemoryGbHour', 'pdBalancedGbMonth', 'staticIpHour']) expect(prices[key]).toBeGreaterThan(0);
+    expect(loadPrices(PRICE_FILE)).toEqual(prices);
+  });
+
+  it('covers the machine types of the default config', () => {
+    const config = makeConfig();
+    for (const role of ['ws', 'backend', 'loadtest'] as const) expect(prices.machineTypes[config[role].machineType]).toBeDefined();
+  });
+});
+
+describe('estimateMonthlyCost', () => {
+  const config = makeConfig({ ws: { diskGb: 40 } });
+  const estimate = estimateMonthlyCost(config, prices);
+  const vm = (role: string) => {
+    const found = estimate.vms.find((v) => v.role === role);
+    if (!found) throw new Error(`no estimate for ${role}`);
+    return found;
+  };
+
+  it('prices each VM from the table: compute, disk, static IP only on ws, NAT on the others', () => {
+    const h = prices.hoursPerMonth;
+    const ws = vm('ws');
+    expect(ws.items.compute).toBeCloseTo((8 * prices.e2VcpuHour + 8 * prices.e2MemoryGbHour) * h, 2);
+    expect(ws.items.disk).toBeCloseTo(40 * prices.pdBalancedGbMonth, 2);
+    expect(ws.items.staticIp).toBeCloseTo(prices.staticIpHour * h, 2);
+    expect(ws.items.nat).toBe(0);
+    const backend = vm('backend');
+    // e2-medium is billed as one vCPU (50% of two shared cores) and 4 GB.
+    expect(backend.items.compute).toBeCloseTo((1 * prices.e2VcpuHour + 4 * prices.e2MemoryGbHour) * h, 2);
+    expect(backend.items.staticIp).toBe(0);
+    expect(backend.items.nat).toBeCloseTo(prices.cloudNatVmHour * h, 2);
+    expect(vm('loadtest').items.compute).toBeCloseTo((8 * prices.e2VcpuHour + 32 * prices.e2MemoryGbHour) * h, 2);
+  });
+
+  it('totals the VMs and dates the result', () => {
+    const sum = estimate.vms.reduce((s: number, v: { monthly: number }) => s + v.monthly, 0);
+    expect(estimate.monthly).toBeCloseTo(sum, 2);
+    expect(estimate.priceDate).toBe(prices.date);
+    expect(estimate.vms.map((v: { role: string }) => v.role)).toEqual(['ws', 'backend', 'loadtest']);
+  });
+
+  it('names a machine type the table does not know', () => {
+    expect(() => estimateMonthlyCost(makeConfig({ ws: { machineType: 'n2-standard-8' } }), prices)).toThrow(/n2-standard-8 \(ws\)/);
+  });
+
+  it('without a config, estimates the config the stacks would use', async () => {
+    const fromEnv = await estimateMonthlyCost();
+    expect(fromEnv.vms.map((v: { machineType: string }) => v.machineType)).toEqual(['e2-highcpu-8', 'e2-medium', 'e2-standard-8']);
+  });
+
+  it('formats a table with every VM and the total', () => {
+    const text = formatEstimate(estimate);
+    expect(text).toContain(prices.date);
+    for (const role of ['ws', 'backend', 'loadtest']) expect(text).toMatch(new RegExp(`^  ${role}\\s+e2-`, 'm'));
+    expect(text).toMatch(new RegExp(`^  total\\s+${estimate.monthly.toFixed(2)}`, 'm'));
+  });
+});
+
+describe('npm run cost', () => {
+  it('prints the estimate for the dev config, and JSON with --json', async () => {
+    const env = { ...process.env, ODIN_ENV: '', GCP_PROJECT: '', OPERATOR_CIDR: '' };
+    const table = await exec(process.execPath, ['scripts/cost.mjs'], { cwd: root, env, timeout: 60_000 });
+    expect(table.stdout).toMatch(/^  total\s+\d+\.\d\d/m);
+    const json = JSON.parse((await exec(process.execPath, ['scripts/cost.mjs', '--json'], { cwd: root, env, timeout: 60_000 })).stdout);
+    expect(json.vms).toHaveLength(3);
+    expect(json.monthly).toBeGreaterThan(0);
+  });
+
+  it('rejects unknown arguments and invalid config', async () => {
+    await expect(exec(process.execPath, ['scripts/cost.mjs', '--yearly'], { cwd: root, timeout: 60_000 })).rejects.toMatchObject({ code: 2 });
+    const bad = exec(process.execPath, ['scripts/cost.mjs'], { cwd: root, env: { ...process.env, OPERATOR_CIDR: 'nope' }, timeout: 60_000 });
+    await expect(bad).rejects.toMatchObject({ code: 1, stderr: expect.stringContaining('operatorCidr') });
+  });
+});
