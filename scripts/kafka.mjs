@@ -218,8 +218,12 @@ export async function waitReady({ brokers, alive = () => true, timeoutMs = 90_00
   throw new Error(`broker at ${brokers} did not answer within ${timeoutMs} ms (${lastError})`);
 }
 
-/** Creates the topics that do not exist yet and waits for their leaders. */
-export async function createTopics({ brokers, topics, partitions = defaultPartitions }) {
+/**
+ * Creates the topics that do not exist yet and waits until every partition has a leader. (kafkajs'
+ * own waitForLeaders gives up on UNKNOWN_TOPIC_OR_PARTITION, which a fresh broker answers for a
+ * moment while the new topic's metadata reaches it.)
+ */
+export async function createTopics({ brokers, topics, partitions = defaultPartitions, timeoutMs = 30_000 }) {
   const admin = adminFor(brokers);
   try {
     await admin.connect();
@@ -227,11 +231,25 @@ export async function createTopics({ brokers, topics, partitions = defaultPartit
     const missing = topics.filter((t) => !existing.has(t));
     if (missing.length) {
       await admin.createTopics({
-        waitForLeaders: true,
+        waitForLeaders: false,
         topics: missing.map((topic) => ({ topic, numPartitions: partitions, replicationFactor: 1 })),
       });
     }
-    return missing;
+    const deadline = Date.now() + timeoutMs;
+    let lastError = '';
+    while (Date.now() < deadline) {
+      try {
+        const { topics: meta } = await admin.fetchTopicMetadata({ topics });
+        if (meta.length === topics.length && meta.every((t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0))) {
+          return missing;
+        }
+        lastError = 'partitions without a leader';
+      } catch (e) {
+        lastError = e.message;
+      }
+      await sleep(100);
+    }
+    throw new Error(`topics ${topics.join(',')} have no leaders after ${timeoutMs} ms (${lastError})`);
   } finally {
     await admin.disconnect().catch(() => {});
   }
@@ -341,6 +359,10 @@ export async function startBroker({
       return child ? child.pid : null;
     },
     stop,
+    /** Starts it again after stop(), on the same port and data dir; a no-op while it runs. */
+    async start() {
+      if (!child) await launch();
+    },
     /** Stop then start on the same port and data dir (committed offsets and records survive). */
     async restart() {
       await stop();

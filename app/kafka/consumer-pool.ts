@@ -26,7 +26,7 @@ const STUCK_MS = 30_000;
 const PARTITIONS_CONCURRENTLY = 16;
 const RELAUNCH_MIN_MS = 500;
 const RELAUNCH_MAX_MS = 10_000;
-const DISCONNECT_TIMEOUT_MS = 10_000;
+const DISCONNECT_TIMEOUT_MS = 5_000;
 
 export class KafkaConsumerPool implements MessageSource {
   readonly kind = 'kafka' as const;
@@ -79,7 +79,9 @@ export class KafkaConsumerPool implements MessageSource {
     this.log.info({ batch_size: this.config.batchSize, batch_timeout_ms: this.config.batchTimeoutMs }, 'Kafka batching enabled');
     this.watchdog = setInterval(() => this.checkStuck(), 1_000);
     this.watchdog.unref();
-    await this.launch();
+    // Not awaited: with the broker down, connecting retries for a long while, and the server must
+    // serve (and handle signals) meanwhile. health() tells whether the consumer is connected.
+    void this.launch();
   }
 
   async stop(): Promise<void> {
@@ -88,7 +90,7 @@ export class KafkaConsumerPool implements MessageSource {
     if (this.relaunchTimer) clearTimeout(this.relaunchTimer);
     if (this.watchdog) clearInterval(this.watchdog);
     this.relaunchTimer = this.watchdog = null;
-    await this.launching;
+    // A launch still connecting sees it was superseded and disconnects its own consumer.
     await this.dropConsumer();
     this.batcher.stop();
     this.log.info({ group: this.config.group, records_total: this.recordsTotal }, 'shared consumer pool stopped');
@@ -168,17 +170,25 @@ export class KafkaConsumerPool implements MessageSource {
       // kafkajs restarts by itself when restart is true; otherwise start over with a new consumer.
       if (!e.payload.restart && this.consumer === consumer) this.scheduleRelaunch();
     });
+    const superseded = () => this.consumer !== consumer;
     try {
       await consumer.connect();
+      if (superseded()) throw new Error('superseded');
       await consumer.subscribe({ topics: [...this.config.topics], fromBeginning: this.config.fromBeginning });
+      if (superseded()) throw new Error('superseded');
       await consumer.run({
         eachBatchAutoResolve: false,
         partitionsConsumedConcurrently: PARTITIONS_CONCURRENTLY,
         eachBatch: (payload) => this.eachBatch(payload),
       });
+      if (superseded()) await consumer.disconnect();
     } catch (e) {
+      if (superseded()) {
+        await consumer.disconnect().catch(() => {});
+        return;
+      }
       this.limited.log('warn', 'launch', { error: (e as Error).message, brokers: this.config.brokers }, 'kafka consumer could not start; retrying');
-      if (this.consumer === consumer) this.scheduleRelaunch();
+      this.scheduleRelaunch();
     }
   }
 
