@@ -1,0 +1,129 @@
+#!/usr/bin/env node
+// gcp:health:all: the WS /health (public, fetched from here) as a per-shard table, then what only
+// the VPC can see, probed over IAP SSH: the backend's services, the publisher's /status, Grafana
+// and the console, and whether the WS VM reaches Redpanda. Exits 1 if anything is down.
+import { isMain, parseOptions, runMain } from './cli.mjs';
+import { createGcp, shellQuote as sq } from './gcp.mjs';
+import { evaluatePublisherStatus, evaluateWsHealth, fetchJson, formatChecks, formatHealth, formatPublisherStatus } from './health.mjs';
+import { readOutputs } from './outputs.mjs';
+
+export const USAGE = 'usage: health-all [--dry-run]';
+export const KAFKA_PORT = 9092; // the Kafka API port (DESIGN: Redpanda, Kafka API :9092)
+export const BACKEND_UNITS = Object.freeze(['odin-publisher', 'redpanda', 'redpanda-console', 'prometheus', 'grafana-server']);
+const NEEDED = ['health_url', 'ws_instance', 'backend_instance', 'backend_internal_ip', 'publisher_status_url', 'grafana_url', 'console_url', 'zone', 'project'];
+
+/** One SSH session's worth of probes; each section starts with a `@@name` line. */
+export function backendProbeScript(out) {
+  const code = (url) => `curl -sS -m 5 -o /dev/null -w '%{http_code}' ${sq(url)} || true; echo`;
+  return [
+    'echo @@units',
+    `systemctl is-active ${BACKEND_UNITS.join(' ')} || true`,
+    'echo @@publisher',
+    `curl -sS -m 5 ${sq(out.publisher_status_url)} || true; echo`,
+    'echo @@grafana',
+    code(`${out.grafana_url.replace(/\/+$/, '')}/api/health`),
+    'echo @@console',
+    code(out.console_url),
+  ].join('\n');
+}
+
+export function wsProbeScript(out) {
+  return [
+    'echo @@units',
+    'systemctl is-active odin-ws || true',
+    'echo @@kafka',
+    `timeout 3 bash -c ${sq(`: </dev/tcp/${out.backend_internal_ip}/${KAFKA_PORT}`)} 2>/dev/null && echo open || echo closed`,
+  ].join('\n');
+}
+
+/** `@@name` sections of a probe's stdout -> { name: trimmed text }. */
+export function parseSections(stdout) {
+  const sections = {};
+  let current = null;
+  for (const line of String(stdout).split('\n')) {
+    const m = /^@@(\w+)\s*$/.exec(line);
+    if (m) sections[(current = m[1])] = '';
+    else if (current) sections[current] += `${line}\n`;
+  }
+  for (const k of Object.keys(sections)) sections[k] = sections[k].trim();
+  return sections;
+}
+
+const httpOk = (code) => /^[23]\d\d$/.test(code);
+
+/** Checks from the backend probe; a failed SSH marks everything it would have shown as down. */
+export function backendChecks(probe) {
+  if (probe.exitCode !== 0) {
+    const why = `ssh failed: ${lastLine(probe.stderr)}`;
+    return [...BACKEND_UNITS.map((u) => ({ name: `backend ${u}`, ok: false, detail: why })), { name: 'publisher /status', ok: false, detail: why }];
+  }
+  const s = parseSections(probe.stdout);
+  const states = (s.units ?? '').split('\n');
+  const checks = BACKEND_UNITS.map((u, i) => ({ name: `backend ${u}`, ok: states[i] === 'active', detail: states[i] || 'unknown' }));
+  let body = s.publisher ?? '';
+  try {
+    body = JSON.parse(body);
+  } catch {
+    /* not JSON: shown as text */
+  }
+  const pub = evaluatePublisherStatus({ httpStatus: typeof body === 'object' ? 200 : null, body, error: typeof body === 'object' ? null : body || 'no answer' });
+  checks.push({ name: 'publisher /status', ok: pub.ok, detail: pub.ok ? formatPublisherStatus(body) : pub.problem });
+  checks.push({ name: 'grafana', ok: httpOk(s.grafana), detail: `HTTP ${s.grafana || '-'}` });
+  checks.push({ name: 'redpanda console', ok: httpOk(s.console), detail: `HTTP ${s.console || '-'}` });
+  return checks;
+}
+
+export function wsVmChecks(probe, out) {
+  if (probe.exitCode !== 0) {
+    const why = `ssh failed: ${lastLine(probe.stderr)}`;
+    return [{ name: 'ws odin-ws', ok: false, detail: why }, { name: 'redpanda from ws', ok: false, detail: why }];
+  }
+  const s = parseSections(probe.stdout);
+  return [
+    { name: 'ws odin-ws', ok: s.units === 'active', detail: s.units || 'unknown' },
+    { name: 'redpanda from ws', ok: s.kafka === 'open', detail: `${out.backend_internal_ip}:${KAFKA_PORT} ${s.kafka || 'unknown'}` },
+  ];
+}
+
+const lastLine = (text) => String(text ?? '').trim().split('\n').pop() || 'no output';
+
+export async function healthAll(gcp, { log = (s) => process.stdout.write(`${s}\n`) } = {}) {
+  const out = await readOutputs(gcp, NEEDED);
+  const ws = { instance: out.ws_instance, zone: out.zone, project: out.project };
+  const backend = { instance: out.backend_instance, zone: out.zone, project: out.project };
+  if (!gcp.dryRun) log(`probing ${out.health_url} from here; ${out.ws_instance} and ${out.backend_instance} over IAP SSH`);
+  const [health, wsProbe, backendProbe] = await Promise.all([
+    gcp.dryRun ? null : fetchJson(out.health_url),
+    // No retries: a health check reports an unreachable VM rather than waiting for it.
+    gcp.ssh(ws, wsProbeScript(out), { allowFail: true, retries: 0, quiet: true }),
+    gcp.ssh(backend, backendProbeScript(out), { allowFail: true, retries: 0, quiet: true }),
+  ]);
+  if (gcp.dryRun) {
+    log(`[dry-run] GET ${out.health_url}`);
+    return { ok: true, checks: [] };
+  }
+  const verdict = evaluateWsHealth(health);
+  log(`\nWS ${out.health_url}`);
+  if (health.body && typeof health.body === 'object' && Array.isArray(health.body.shards)) log(formatHealth(health.body));
+  const checks = [
+    { name: 'ws /health', ok: verdict.ok, detail: verdict.ok ? `${health.body.shards.length} shards up` : verdict.problem },
+    ...wsVmChecks(wsProbe, out),
+    ...backendChecks(backendProbe),
+  ];
+  const { text, ok } = formatChecks(checks);
+  log(`\n${text}`);
+  log(ok ? '\nall healthy' : `\n${checks.filter((c) => !c.ok).length} check(s) DOWN`);
+  return { ok, checks };
+}
+
+export async function main(argv, { env = process.env } = {}) {
+  const { values } = parseOptions(argv, {}, { usage: USAGE });
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const { ok } = await healthAll(createGcp({ dryRun: values['dry-run'], env }));
+  return ok ? 0 : 1;
+}
+
+if (isMain(import.meta.url)) await runMain(main);

@@ -1,0 +1,142 @@
+#!/usr/bin/env node
+// gcp:load-test:capacity: run the load generator on the load-test VM against the WS VM's internal
+// address, stream its output, then fetch its JSON and HTML report into reports/.
+// The run is detached on the VM (nohup): a dropped SSH session does not end it, and
+// gcp:load-test:logs can still read it.
+import fs from 'node:fs';
+import path from 'node:path';
+import { UsageError, intFlag, isMain, parseOptions, runMain } from './cli.mjs';
+import { createGcp, shellQuote } from './gcp.mjs';
+import { readOutputs } from './outputs.mjs';
+import { REMOTE_BASE } from './release.mjs';
+
+export const USAGE = `usage: load-test-capacity [--target N] [--hold SECONDS] [--ramp N] [--channels SPEC] [--dry-run]
+  --target N       connections to ramp to (default 12000)
+  --hold S         seconds to hold at the target (default 60)
+  --ramp N         new connections per second (default: the load generator's)
+  --channels SPEC  subscription mix per client (default: the load generator's, trades:*)
+  --out DIR        where reports go (default reports)`;
+
+export const WS_PORT = 3004; // DESIGN: WebSocket at ws://HOST:3004/ws
+export const REMOTE_RUNS = '/var/tmp/odin-loadtest';
+
+export function runId(date = new Date()) {
+  return date.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+}
+
+/** The load generator's argv (validated flags only; the values are numbers or a checked spec). */
+export function loadtestArgs({ wsInternalIp, target, hold, ramp, channels, outDir }) {
+  const args = ['--url', `ws://${wsInternalIp}:${WS_PORT}/ws`, '--target', String(target), '--hold', String(hold)];
+  if (ramp !== undefined) args.push('--ramp', String(ramp));
+  if (channels !== undefined) args.push('--channels', channels);
+  args.push('--out', outDir, '--json');
+  return args;
+}
+
+/**
+ * Remote shell: start detached, follow its log until it exits, exit with its code.
+ * Every argument is shell-quoted.
+ */
+export function remoteRunScript({ run, args }) {
+  const dir = `${REMOTE_RUNS}/${run}`;
+  return [
+    'set -u',
+    `d=${dir}`,
+    'mkdir -p "$d"',
+    `nohup node ${REMOTE_BASE}/current/loadtest.mjs ${args.map(shellQuote).join(' ')} >"$d/run.log" 2>&1 </dev/null &`,
+    'pid=$!',
+    'echo "$pid" >"$d/pid"',
+    'tail -n +1 -f --pid="$pid" "$d/run.log"',
+    'wait "$pid"',
+  ].join('\n');
+}
+
+/** The load generator prints its result JSON as the last stdout line: find the last JSON object line. */
+export function parseResult(output) {
+  const lines = String(output).trim().split('\n');
+  for (let i = lines.length - 1; i >= 0; i--) {
+    const line = lines[i].trim();
+    if (!line.startsWith('{')) continue;
+    try {
+      return JSON.parse(line);
+    } catch {
+      /* a progress line that happens to start with { */
+    }
+  }
+  return null;
+}
+
+/**
+ * reports/.fetch-<run>/ holds the VM's run dir: <report-ts>/report.html + result.json, run.log.
+ * Moves each report dir to reports/<report-ts>/ with the run log beside it; returns their paths.
+ */
+export function settleFetchedReports(staging, reportsDir) {
+  const moved = [];
+  const entries = fs.existsSync(staging) ? fs.readdirSync(staging, { withFileTypes: true }) : [];
+  for (const e of entries) {
+    if (!e.isDirectory()) continue;
+    const dest = path.join(reportsDir, e.name);
+    fs.rmSync(dest, { recursive: true, force: true });
+    fs.renameSync(path.join(staging, e.name), dest);
+    const log = path.join(staging, 'run.log');
+    if (fs.existsSync(log)) fs.copyFileSync(log, path.join(dest, 'run.log'));
+    moved.push(dest);
+  }
+  if (moved.length === 0 && entries.length) {
+    // No report was written (the run failed early): keep what there is, under the run id.
+    const dest = path.join(path.dirname(staging), `${path.basename(staging).replace(/^\.fetch-/, '')}-incomplete`);
+    fs.renameSync(staging, dest);
+    return [dest];
+  }
+  fs.rmSync(staging, { recursive: true, force: true });
+  return moved;
+}
+
+export async function capacityTest(gcp, { target, hold, ramp, channels, reportsDir, now = new Date(), log = (s) => process.stdout.write(`${s}\n`) }) {
+  const out = await readOutputs(gcp, ['ws_internal_ip', 'loadtest_instance', 'zone', 'project']);
+  const vm = { instance: out.loadtest_instance, zone: out.zone, project: out.project };
+  const run = runId(now);
+  const args = loadtestArgs({ wsInternalIp: out.ws_internal_ip, target, hold, ramp, channels, outDir: `${REMOTE_RUNS}/${run}` });
+  log(`== load test ${run}: ${target} connections to ws://${out.ws_internal_ip}:${WS_PORT}/ws, hold ${hold} s`);
+  // Never retried: a second attempt would start a second load test.
+  const res = await gcp.ssh(vm, remoteRunScript({ run, args }), { stream: true, allowFail: true, retries: 0 });
+  const result = gcp.dryRun ? null : parseResult(res.stdout);
+  if (res.exitCode === 255) log(`the SSH session dropped; the run goes on on the VM: npm run gcp:load-test:logs -- --run ${run} --follow`);
+
+  log(`== fetching the report into ${path.relative(gcp.root, reportsDir) || '.'}/`);
+  const staging = path.join(reportsDir, `.fetch-${run}`);
+  if (!gcp.dryRun) fs.mkdirSync(reportsDir, { recursive: true });
+  const fetched = await gcp.scp(vm, [`${out.loadtest_instance}:${REMOTE_RUNS}/${run}`], staging, { allowFail: true });
+  const local = gcp.dryRun || fetched.exitCode !== 0 ? [] : settleFetchedReports(staging, reportsDir);
+  for (const dir of local) log(`report: ${path.join(dir, 'report.html')}`);
+  if (fetched.exitCode !== 0) log(`could not fetch the report (exit ${fetched.exitCode}): ${fetched.stderr.trim().split('\n').pop()}`);
+
+  if (gcp.dryRun) return { exitCode: 0, result: null, reports: [] };
+  if (!result) log(`no result JSON in the load generator's output (exit ${res.exitCode}); see gcp:load-test:logs`);
+  return { exitCode: res.exitCode !== 0 ? res.exitCode : fetched.exitCode !== 0 || !result ? 1 : 0, result, reports: local };
+}
+
+export async function main(argv, { env = process.env } = {}) {
+  const { values } = parseOptions(argv, {
+    target: { type: 'string' },
+    hold: { type: 'string' },
+    ramp: { type: 'string' },
+    channels: { type: 'string' },
+    out: { type: 'string', default: 'reports' },
+  }, { usage: USAGE });
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const target = intFlag(values, 'target', { min: 1, max: 1_000_000, def: 12_000 });
+  const hold = intFlag(values, 'hold', { min: 1, max: 86_400, def: 60 });
+  const ramp = intFlag(values, 'ramp', { min: 1, max: 1_000_000, def: undefined });
+  if (values.channels !== undefined && !/^[\w:*,-]{1,200}$/.test(values.channels)) {
+    throw new UsageError(`--channels=${JSON.stringify(values.channels)}: a comma list of channels, random:K or none`);
+  }
+  const gcp = createGcp({ dryRun: values['dry-run'], env });
+  const { exitCode } = await capacityTest(gcp, { target, hold, ramp, channels: values.channels, reportsDir: path.resolve(gcp.root, values.out) });
+  return exitCode;
+}
+
+if (isMain(import.meta.url)) await runMain(main);

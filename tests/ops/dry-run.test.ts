@@ -1,0 +1,42 @@
+// --dry-run prints each command it would run and runs none: the fakes' argv log stays empty.
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ROOT, createFakes, runScript, type Fakes } from './support/fakes.js';
+
+const CASES: Array<{ script: string; args: string[]; expect: RegExp[] }> = [
+  {
+    script: 'scripts/ops/deploy.mjs',
+    args: [],
+    expect: [/^\[dry-run\] gcloud auth list/m, /^\[dry-run\] node scripts\/build\.mjs$/m, /^\[dry-run\] cdktf deploy '\*' --auto-approve$/m, /^\[dry-run\] gcloud compute scp .*'<ws_instance>:\/tmp\/'$/m, /systemctl restart odin-ws/, /^\[dry-run\] poll <health_url>/m],
+  },
+  { script: 'scripts/ops/health-all.mjs', args: [], expect: [/^\[dry-run\] cdktf output/m, /^\[dry-run\] gcloud compute ssh '<backend_instance>'/m, /^\[dry-run\] GET <health_url>$/m] },
+  { script: 'scripts/ops/logs.mjs', args: ['publisher'], expect: [/^\[dry-run\] gcloud compute ssh '<backend_instance>'.*journalctl.*-u odin-publisher/m] },
+  { script: 'scripts/ops/load-test-capacity.mjs', args: [], expect: [/loadtest\.mjs --url .*ws:\/\/<ws_internal_ip>:3004\/ws.* --target 12000 --hold 60 --out /, /^\[dry-run\] gcloud compute scp --recurse/m] },
+  { script: 'scripts/ops/load-test-logs.mjs', args: [], expect: [/^\[dry-run\] gcloud compute ssh '<loadtest_instance>'/m] },
+  { script: 'scripts/ops/delete.mjs', args: [], expect: [/^\[dry-run\] cdktf list$/m, /^\[dry-run\] cdktf destroy '\*' --auto-approve$/m] },
+  { script: 'scripts/ops/diff.mjs', args: [], expect: [/^\[dry-run\] cdktf list$/m, /^\[dry-run\] cdktf diff/m] },
+  { script: 'scripts/local.mjs', args: ['up'], expect: [/^\[dry-run\] npm run --silent kafka:up$/m, /^\[dry-run\] .*node dist\/server\.mjs --lb-addr 127\.0\.0\.1:3004/m] },
+];
+
+describe('--dry-run', () => {
+  let fakes: Fakes;
+  afterEach(() => fakes?.cleanup());
+
+  for (const c of CASES) {
+    it(`${c.script} ${c.args.join(' ')} prints its commands and runs none`, async () => {
+      fakes = createFakes({ rules: [{ tool: 'gcloud', exit: 42, stderr: 'must not run\n' }, { tool: 'cdktf', exit: 42 }, { tool: 'terraform', exit: 42 }] });
+      const releases = path.join(ROOT, 'dist', 'releases');
+      const releasesBefore = fs.existsSync(releases) ? fs.readdirSync(releases) : [];
+      const localDir = path.join(fakes.dir, 'local');
+      const r = await runScript(c.script, [...c.args, '--dry-run'], { ...fakes.env, ODIN_LOCAL_DIR: localDir });
+      expect(r.code, r.stderr).toBe(0);
+      for (const re of c.expect) expect(r.stdout).toMatch(re);
+      expect(fakes.calls()).toEqual([]);
+      // Nothing assembled, nothing started, no command echoed as run.
+      expect(fs.existsSync(localDir)).toBe(false);
+      expect(fs.existsSync(releases) ? fs.readdirSync(releases) : []).toEqual(releasesBefore);
+      expect(r.stdout).not.toMatch(/^\$ /m);
+    });
+  }
+});

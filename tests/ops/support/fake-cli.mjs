@@ -1,0 +1,39 @@
+// A stand-in for gcloud, terraform and cdktf (run as `node fake-cli.mjs TOOL ARGS...` by a shim
+// on PATH). It appends its argv to calls.jsonl and answers from the first matching rule in
+// rules.json: stdout, stderr, exit code, an --outputs-file to write, files to create.
+import fs from 'node:fs';
+import path from 'node:path';
+
+const [tool, ...argv] = process.argv.slice(2);
+const dir = process.env.FAKE_CLI_DIR;
+if (!dir) {
+  process.stderr.write('fake-cli: FAKE_CLI_DIR is not set\n');
+  process.exit(99);
+}
+const env = Object.fromEntries(['GCP_PROJECT', 'GOOGLE_CLOUD_PROJECT', 'CHECKPOINT_DISABLE'].map((k) => [k, process.env[k] ?? null]));
+fs.appendFileSync(path.join(dir, 'calls.jsonl'), `${JSON.stringify({ tool, argv, env })}\n`);
+
+const rules = JSON.parse(fs.readFileSync(path.join(dir, 'rules.json'), 'utf8'));
+const joined = argv.join(' ');
+// A rule with `times` answers only its first N matching calls (counted in used-<index>).
+const used = (i) => Number(fs.existsSync(path.join(dir, `used-${i}`)) ? fs.readFileSync(path.join(dir, `used-${i}`), 'utf8') : 0);
+const index = rules.findIndex((r, i) => r.tool === tool && (!r.match || new RegExp(r.match).test(joined)) && (r.times === undefined || used(i) < r.times));
+const rule = rules[index];
+if (rule?.times !== undefined) fs.writeFileSync(path.join(dir, `used-${index}`), String(used(index) + 1));
+if (rule) {
+  if (rule.outputs !== undefined) {
+    const i = argv.indexOf('--outputs-file');
+    fs.writeFileSync(argv[i + 1], JSON.stringify(rule.outputs));
+  }
+  if (rule.files) {
+    // Like scp: the last argument is the local destination.
+    const base = argv[argv.length - 1];
+    for (const [rel, content] of Object.entries(rule.files)) {
+      fs.mkdirSync(path.dirname(path.join(base, rel)), { recursive: true });
+      fs.writeFileSync(path.join(base, rel), content);
+    }
+  }
+  if (rule.stdout) process.stdout.write(rule.stdout);
+  if (rule.stderr) process.stderr.write(rule.stderr);
+  process.exitCode = rule.exit ?? 0;
+}

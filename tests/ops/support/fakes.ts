@@ -1,0 +1,122 @@
+// Fake gcloud/terraform/cdktf executables on PATH (see fake-cli.mjs) and a runner for the ops
+// scripts as real child processes without a terminal.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+export const ROOT = path.resolve(import.meta.dirname, '../../..');
+const FAKE_CLI = path.join(import.meta.dirname, 'fake-cli.mjs');
+
+export type Tool = 'gcloud' | 'terraform' | 'cdktf';
+export interface Rule {
+  tool: Tool;
+  /** Regex tested against the argv joined by spaces; absent matches every call of the tool. */
+  match?: string;
+  stdout?: string;
+  stderr?: string;
+  exit?: number;
+  /** Written as JSON to the path after --outputs-file. */
+  outputs?: unknown;
+  /** Created under the last argument (a local scp destination). */
+  files?: Record<string, string>;
+  /** Answer only the first N matching calls, then let later rules answer. */
+  times?: number;
+}
+export interface Call {
+  tool: Tool;
+  argv: string[];
+  env: Record<string, string | null>;
+}
+
+export interface Fakes {
+  dir: string;
+  env: NodeJS.ProcessEnv;
+  calls(): Call[];
+  setRules(rules: Rule[]): void;
+  cleanup(): void;
+}
+
+/**
+ * tools: which fakes exist. isolated: PATH holds only the fakes and the few system programs the
+ * scripts use (so a real gcloud/terraform elsewhere on PATH cannot be found).
+ */
+export function createFakes({ rules = [], tools = ['gcloud', 'terraform', 'cdktf'], isolated = false }: { rules?: Rule[]; tools?: Tool[]; isolated?: boolean } = {}): Fakes {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'odin-ops-fakes-'));
+  const bin = path.join(dir, 'bin');
+  fs.mkdirSync(bin);
+  for (const tool of tools) {
+    fs.writeFileSync(path.join(bin, tool), `#!/bin/sh\nexec '${process.execPath}' '${FAKE_CLI}' ${tool} "$@"\n`, { mode: 0o755 });
+  }
+  let pathVar = `${bin}${path.delimiter}${process.env.PATH ?? ''}`;
+  if (isolated) {
+    const sys = path.join(dir, 'sys');
+    fs.mkdirSync(sys);
+    for (const prog of ['bash', 'sh', 'git', 'node']) {
+      const found = (process.env.PATH ?? '').split(path.delimiter).map((d) => path.join(d, prog)).find((p) => fs.existsSync(p));
+      if (found) fs.symlinkSync(prog === 'node' ? process.execPath : found, path.join(sys, prog));
+    }
+    pathVar = `${bin}${path.delimiter}${sys}`;
+  }
+  const fakes: Fakes = {
+    dir,
+    env: { ...process.env, PATH: pathVar, FAKE_CLI_DIR: dir, GCP_PROJECT: '', GOOGLE_CLOUD_PROJECT: '' },
+    calls() {
+      const file = path.join(dir, 'calls.jsonl');
+      if (!fs.existsSync(file)) return [];
+      return fs.readFileSync(file, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Call);
+    },
+    setRules(r) {
+      fs.writeFileSync(path.join(dir, 'rules.json'), JSON.stringify(r));
+    },
+    cleanup() {
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  fakes.setRules(rules);
+  return fakes;
+}
+
+/** `tool argv...` of each call, for order assertions. */
+export const summary = (calls: Call[], words = 3) => calls.map((c) => [c.tool, ...c.argv.slice(0, words)].join(' '));
+
+export interface RunResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `node <script> args` from the project root, stdin closed (no terminal), bounded in time. */
+export function runScript(script: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs = 90_000): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(ROOT, script), ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${script} ${args.join(' ')} did not finish in ${timeoutMs} ms\nstdout:\n${stdout}\nstderr:\n${stderr}`));
+    }, timeoutMs);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** cdktf-shaped outputs (per stack) for a deployment whose WS server answers at healthUrl. */
+export function stackOutputs({ healthUrl = 'http://127.0.0.1:9/health', wsUrl = 'ws://127.0.0.1:9/ws' } = {}) {
+  return {
+    network: { zone: 'us-central1-a', project: 'odin-test' },
+    backend: {
+      backend_internal_ip: '10.10.0.3',
+      grafana_url: 'http://10.10.0.3:3010',
+      console_url: 'http://10.10.0.3:8080',
+      publisher_status_url: 'http://10.10.0.3:3003/status',
+      backend_instance: 'odin-backend',
+    },
+    ws: { ws_url: wsUrl, health_url: healthUrl, ws_external_ip: '127.0.0.1', ws_internal_ip: '10.10.0.2', ws_instance: 'odin-ws' },
+    loadtest: { loadtest_internal_ip: '10.10.0.4', loadtest_instance: 'odin-loadtest' },
+  };
+}
