@@ -47,8 +47,12 @@ export class Front {
     });
     this.server = http.createServer((req, res) => void this.onRequest(req, res));
     this.server.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket as net.Socket, head));
-    this.server.on('clientError', (err, socket) => {
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+      // Only when nothing was sent yet: a status line in the middle of a response corrupts it.
+      if (socket.writable && (socket as net.Socket).bytesWritten === 0) {
+        const status = CLIENT_ERROR_STATUS[err.code ?? ''] ?? 400;
+        socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+      }
       socket.destroy();
     });
     this.server.on('error', (err) => this.log.error({ err }, 'listener error'));
@@ -93,9 +97,12 @@ export class Front {
     await this.source.stop();
     this.bus.stop();
     await this.pool.drain(deadline);
-    const closed = new Promise<void>((r) => this.server.close(() => r()));
+    // Not awaiting 'close': once sockets have been handed to child processes, net.Server tracks
+    // them through its workers, and when those have already exited (as here) Node never emits
+    // 'close'. The listening handle closes at once; the only sockets left are plain HTTP ones.
+    this.server.close();
     this.server.closeAllConnections();
-    await closed;
+    await new Promise((r) => setImmediate(r));
     if (this.sampler) clearInterval(this.sampler);
     this.log.info('stopped');
   }
@@ -134,6 +141,16 @@ export class Front {
     const path = (req.url ?? '').split('?')[0];
     if (path !== '/ws') {
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      return;
+    }
+    // A request no WebSocket server would accept never costs a shard a handoff.
+    const bad = upgradeProblem(req);
+    if (bad) {
+      const body = JSON.stringify({ error: 'bad_request', message: bad.message });
+      socket.end(
+        `HTTP/1.1 ${bad.status} ${http.STATUS_CODES[bad.status]}\r\n${bad.header ?? ''}Content-Type: application/json\r\n` +
+          `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      );
       return;
     }
     if (this.draining) return this.refuse(socket, 'draining');
@@ -221,3 +238,25 @@ export class Front {
 }
 
 const round = (n: number) => Math.round(n * 100) / 100;
+
+/** Node's parser errors that have a more precise status than 400 (as Node's default handler). */
+const CLIENT_ERROR_STATUS: Record<string, number> = {
+  HPE_HEADER_OVERFLOW: 431,
+  HPE_CHUNK_EXTENSIONS_OVERFLOW: 413,
+  ERR_HTTP_REQUEST_TIMEOUT: 408,
+};
+
+const WS_KEY_RE = /^[+/0-9A-Za-z]{22}==$/;
+
+/** The RFC 6455 §4.2.1 checks `ws` would make in the shard, made before the handoff. */
+export function upgradeProblem(req: http.IncomingMessage): { status: number; message: string; header?: string } | null {
+  if (req.method !== 'GET') return { status: 405, message: 'a WebSocket upgrade must be a GET' };
+  if (req.headers.upgrade?.toLowerCase() !== 'websocket') return { status: 400, message: 'Upgrade header must be websocket' };
+  const key = req.headers['sec-websocket-key'];
+  if (typeof key !== 'string' || !WS_KEY_RE.test(key)) return { status: 400, message: 'missing or invalid Sec-WebSocket-Key (16 random bytes, base64)' };
+  const version = req.headers['sec-websocket-version'];
+  if (version !== '13' && version !== '8') {
+    return { status: 400, message: 'missing or unsupported Sec-WebSocket-Version', header: 'Sec-WebSocket-Version: 13, 8\r\n' };
+  }
+  return null;
+}

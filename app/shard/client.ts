@@ -21,6 +21,7 @@ export interface ClientContext {
 
 type Id = number | string | undefined;
 const SLOW_GRACE_MS = 1000;
+const POLICY_GRACE_MS = 1000;
 const MAX_RATE_DEBT = 100; // consecutive limited ops before the client is closed (policy)
 
 export class Client implements Subscriber {
@@ -29,6 +30,7 @@ export class Client implements Subscriber {
   hubDue: number[] = [];
   private readonly subs = new Set<string>();
   private closed = false;
+  private closing = false;
   private tokens: number;
   private refilledAt = Date.now();
   private debt = 0;
@@ -46,11 +48,14 @@ export class Client implements Subscriber {
 
   deliver(frame: Buffer): boolean {
     if (this.closed) return false;
-    this.socket.write(frame);
-    if (this.socket.writableLength > this.ctx.bufferLimit) {
+    // Checked before writing, so a slow client never holds more than the cap (or one frame when
+    // its buffer is empty): the frame that would pass it is not queued at all.
+    const queued = this.socket.writableLength;
+    if (queued > 0 && queued + frame.length > this.ctx.bufferLimit) {
       this.dropSlow();
       return false;
     }
+    this.socket.write(frame);
     return true;
   }
 
@@ -70,12 +75,34 @@ export class Client implements Subscriber {
   private dropSlow(): void {
     this.ctx.onSlow();
     this.close(CloseCode.SLOW_CONSUMER, 'slow consumer');
-    // The close frame queues behind the backlog; don't hold the memory waiting for it.
-    setTimeout(() => this.ws.terminate(), SLOW_GRACE_MS).unref();
+    // The close frame queues behind the backlog (at most the cap). A client that is still reading
+    // gets it and learns why; one that made no progress for a grace period is cut off, which
+    // frees its buffers. ws's own close timeout bounds the slow readers.
+    let left = this.socket.writableLength;
+    const reaper = setInterval(() => {
+      const now = this.socket.writableLength;
+      if (now >= left) this.ws.terminate();
+      left = now;
+    }, SLOW_GRACE_MS);
+    reaper.unref();
+    this.socket.once('close', () => clearInterval(reaper));
+  }
+
+  /** Rate-limit abuse: stop reading requests now, answer what was accepted, then close 1008. */
+  private closeForPolicy(): void {
+    this.closing = true;
+    this.replies = this.replies
+      .then(() => {
+        this.close(CloseCode.POLICY, 'request rate limit exceeded');
+        // An abuser need not answer the close handshake; don't keep parsing its flood for ws's
+        // 30 s close timeout.
+        setTimeout(() => this.ws.terminate(), POLICY_GRACE_MS).unref();
+      })
+      .catch(() => {});
   }
 
   private onMessage(data: RawData, isBinary: boolean): void {
-    if (this.closed) return;
+    if (this.closed || this.closing) return;
     if (!this.takeToken()) return;
     if (isBinary) return this.error(ErrorCode.BINARY_UNSUPPORTED, undefined);
     let req: unknown;
@@ -162,7 +189,7 @@ export class Client implements Subscriber {
       return true;
     }
     if (++this.debt > MAX_RATE_DEBT) {
-      this.close(CloseCode.POLICY, 'request rate limit exceeded');
+      this.closeForPolicy();
     } else {
       this.error(ErrorCode.RATE_LIMITED, undefined, { limit_per_s: this.ctx.opsPerSec });
     }

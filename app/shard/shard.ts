@@ -66,7 +66,13 @@ export function runShard(config: ServerConfig, id: number): void {
     onError: (code: string) => m.errors.inc({ code }),
   };
 
-  const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: config.maxPayload, clientTracking: false });
+  const wss = new WebSocketServer({
+    noServer: true,
+    perMessageDeflate: false,
+    maxPayload: config.maxPayload,
+    clientTracking: false,
+    handleProtocols: chooseProtocol,
+  });
 
   function accept(msg: Extract<ToShard, { t: 'conn' }>, socket: net.Socket): void {
     if (draining) {
@@ -151,7 +157,9 @@ export function runShard(config: ServerConfig, id: number): void {
   process.on('message', (msg: ToShard, handle?: unknown) => {
     switch (msg.t) {
       case 'conn':
+        // Node sends the message without the handle when the socket died in the front first.
         if (handle instanceof net.Socket) accept(msg, handle);
+        else send({ t: 'conn-failed' });
         break;
       case 'sub-ack':
         gates.get(msg.ch)?.resolve();
@@ -171,4 +179,16 @@ export function runShard(config: ServerConfig, id: number): void {
 
   log.debug('shard ready');
   send({ t: 'ready' });
+}
+
+/**
+ * The subprotocol to answer with. A client that offers any protocol fails the handshake unless
+ * the server picks one of them, but echoing `bearer.<jwt>` would copy the credential into the
+ * response: prefer any other offered protocol, and answer with the bearer entry only when it is
+ * the sole offer.
+ */
+export function chooseProtocol(offered: Set<string>): string | false {
+  for (const p of offered) if (!p.startsWith('bearer.')) return p;
+  const first = offered.values().next();
+  return first.done ? false : first.value;
 }
