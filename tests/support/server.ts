@@ -82,13 +82,14 @@ export async function getHealth(url: string): Promise<{ status: number; body: an
 }
 
 /** Polls `fn` until it returns a truthy value; fails with `what` after `timeoutMs`. */
-export async function until<T>(fn: () => Promise<T> | T, what: string, timeoutMs = 15_000, everyMs = 50): Promise<T> {
+type Falsy = null | undefined | false | 0 | '';
+export async function until<T>(fn: () => Promise<T | Falsy> | T | Falsy, what: string, timeoutMs = 15_000, everyMs = 50): Promise<T> {
   const end = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
     try {
       const v = await fn();
-      if (v) return v;
+      if (v) return v as T;
       last = v;
     } catch (e) {
       last = e;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Receiver } from 'ws';
+import { createRequire } from 'node:module';
 import { parseChannel, streamOfTopic } from '../../app/common/channel.js';
 import { BatchDecoder, encodeBatch, encodeSegment, type BusMessage } from '../../app/common/ipc.js';
 import { parseConfig } from '../../app/config/config.js';
@@ -63,7 +63,9 @@ describe('bus framing', () => {
 
 function decodeFrames(buf: Buffer): string[] {
   const out: string[] = [];
-  const r = new Receiver({ isServer: false } as never);
+  // ws exports its frame parser in CJS only (the typings omit it).
+  const { Receiver } = createRequire(import.meta.url)('ws') as { Receiver: new (o: object) => NodeJS.WritableStream & { on(e: 'message', f: (d: Buffer) => void): void } };
+  const r = new Receiver({ isServer: false });
   r.on('message', (d: Buffer) => out.push(d.toString()));
   r.write(buf);
   return out;
