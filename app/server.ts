@@ -1,5 +1,7 @@
 // odin-ws server entry. The same bundle runs as the front process (default) or, when forked by
 // the front with ODIN_ROLE=shard, as one shard.
+import fs from 'node:fs';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Registry } from 'prom-client';
 import { BroadcastBus } from './bus/broadcast-bus.js';
@@ -29,7 +31,8 @@ async function main(): Promise<void> {
   const registry = new Registry();
 
   let front: Front | null = null;
-  const pool = new ShardPool(config, fileURLToPath(import.meta.url), log, () => {});
+  const entry = fileURLToPath(import.meta.url);
+  const pool = new ShardPool(config, entry, log, () => {});
   const bus = new BroadcastBus({ batchSize: config.busBatchSize, flushMs: config.busFlushMs }, pool, log, createBusMetrics(registry));
   const source: MessageSource = createSource(config, bus, log, registry);
   const auth = await createAuth(config);
@@ -37,7 +40,7 @@ async function main(): Promise<void> {
   log.info({ mode: config.mode, shards: config.shards }, 'sharded mode enabled');
   bus.start();
   await pool.start();
-  front = new Front(config, log, registry, pool, bus, source, auth);
+  front = new Front(config, log, registry, pool, bus, source, auth, releaseVersion(entry));
   await front.start();
   await source.start();
 
@@ -55,6 +58,16 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => onSignal('SIGTERM'));
   process.on('SIGINT', () => onSignal('SIGINT'));
+}
+
+/** The deploy writes release.json beside the bundles; a local build has none. */
+function releaseVersion(entry: string): string {
+  try {
+    const v = JSON.parse(fs.readFileSync(path.join(path.dirname(entry), 'release.json'), 'utf8')).version;
+    return typeof v === 'string' && v ? v : 'dev';
+  } catch {
+    return process.env.ODIN_VERSION || 'dev';
+  }
 }
 
 async function createAuth(config: ServerConfig) {

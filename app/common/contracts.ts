@@ -31,6 +31,8 @@ export interface MessageSource {
 /** GET /health body (200 when serving, 503 while draining). */
 export interface HealthBody {
   status: 'ok' | 'draining';
+  /** The release serving (release.json next to the bundle), or `dev`. */
+  version: string;
   mode: 'multi' | 'single';
   system: {
     total_connections: number;

@@ -1,6 +1,7 @@
 // Server configuration: env vars and flags, parsed ONCE at the edge into a typed, frozen object.
 // Every field has a default or is optional by design, so nothing required can be forgotten;
 // every invalid value is reported together (exit 2) before anything listens.
+import net from 'node:net';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
@@ -26,6 +27,19 @@ const addr = z
   })
   .refine((a) => a.port <= 65535, 'port must be 0..65535');
 
+const PRIVATE_CIDRS = ['127.0.0.0/8', '10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '169.254.0.0/16', '::1/128', 'fc00::/7', 'fe80::/10'];
+const cidrList = z
+  .string()
+  .transform((s) => (s === 'private' ? PRIVATE_CIDRS : s === 'any' ? ['0.0.0.0/0', '::/0'] : s.split(',').map((x) => x.trim()).filter(Boolean)))
+  .refine((list) => list.length > 0 && list.every(validCidr), 'must be private, any, or a comma list of CIDRs such as 10.0.0.0/8,203.0.113.7/32');
+
+function validCidr(c: string): boolean {
+  const [ip, bits, extra] = c.split('/');
+  const family = net.isIP(ip ?? '');
+  if (!family || extra !== undefined || !/^\d{1,3}$/.test(bits ?? '')) return false;
+  return Number(bits) <= (family === 4 ? 32 : 128);
+}
+
 const totalMemMb = Math.floor(os.totalmem() / 1024 / 1024);
 
 /** One row per setting: env name, flag name, schema, default (as the env text), doc. */
@@ -50,6 +64,7 @@ export const SETTINGS = {
   feedRate: { env: 'FEED_RATE', flag: 'feed-rate', schema: num(0.01, 10_000), def: '1', doc: 'embedded feed: messages per second PER channel' },
   feedPayloadBytes: { env: 'FEED_PAYLOAD_BYTES', flag: 'feed-payload-bytes', schema: int(0, 65536), def: '0', doc: 'embedded feed: pad each message data to about this many bytes' },
   authSecret: { env: 'WS_AUTH_SECRET', flag: 'auth-secret', schema: z.string().min(16, 'must be at least 16 characters'), def: '', doc: 'HS256 secret; when set, clients need a token' },
+  metricsAllow: { env: 'WS_METRICS_ALLOW', flag: 'metrics-allow', schema: cidrList, def: 'private', doc: 'who may GET /metrics: private (loopback + private ranges), any, or a comma list of CIDRs' },
   logLevel: { env: 'LOG_LEVEL', flag: 'log-level', schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), def: 'info', doc: 'pino log level' },
 } as const;
 
@@ -77,6 +92,7 @@ export interface ServerConfig {
   readonly feedRate: number;
   readonly feedPayloadBytes: number;
   readonly authSecret: string | null;
+  readonly metricsAllow: readonly string[];
   readonly logLevel: Out<'logLevel'>;
   /** The Kafka source's settings; null when KAFKA_BROKERS is unset (embedded feed). */
   readonly kafka: KafkaConfig | null;

@@ -1,7 +1,7 @@
 // The front process: one HTTP listener for /ws (upgrade -> guard -> handoff), /health and
 // /metrics; it owns the shard pool, the bus and the source, and the shutdown order.
 import http from 'node:http';
-import type net from 'node:net';
+import net from 'node:net';
 import { AggregatorRegistry, Gauge, collectDefaultMetrics, type Registry } from 'prom-client';
 import type { BroadcastBus } from '../bus/broadcast-bus.js';
 import type { ServerConfig } from '../config/config.js';
@@ -24,6 +24,7 @@ export class Front {
   private sampler: NodeJS.Timeout | null = null;
   private frontCpu = 0;
   port = 0;
+  private readonly metricsAllow = new net.BlockList();
 
   constructor(
     private readonly config: ServerConfig,
@@ -33,7 +34,12 @@ export class Front {
     private readonly bus: BroadcastBus,
     private readonly source: MessageSource,
     private readonly auth: Authenticator | null,
+    private readonly version: string,
   ) {
+    for (const cidr of config.metricsAllow) {
+      const [ip, bits] = cidr.split('/');
+      this.metricsAllow.addSubnet(ip, Number(bits), net.isIPv6(ip) ? 'ipv6' : 'ipv4');
+    }
     this.guard = new ResourceGuard(config, registry);
     collectDefaultMetrics({ register: registry, prefix: 'odin_ws_', labels: { shard: 'front' } });
     new Gauge({
@@ -183,6 +189,10 @@ export class Front {
       const body = this.health();
       res.writeHead(this.draining ? 503 : 200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' }).end(JSON.stringify(body));
     } else if (path === '/metrics') {
+      if (!this.metricsAllowed(req.socket.remoteAddress)) {
+        res.writeHead(403, { 'Content-Type': 'text/plain' }).end('forbidden: /metrics is served only to WS_METRICS_ALLOW\n');
+        return;
+      }
       try {
         const mine = await this.registry.getMetricsAsJSON();
         const theirs = await this.pool.collectMetrics();
@@ -199,9 +209,17 @@ export class Front {
     }
   }
 
+  /** /metrics shares the public port, so it is served only to the allowed ranges (Prometheus). */
+  private metricsAllowed(addr: string | undefined): boolean {
+    if (!addr) return false;
+    const v4 = addr.startsWith('::ffff:') ? addr.slice(7) : addr;
+    return net.isIPv4(v4) ? this.metricsAllow.check(v4, 'ipv4') : this.metricsAllow.check(addr, 'ipv6');
+  }
+
   health(): HealthBody {
     const body: HealthBody = {
       status: this.draining ? 'draining' : 'ok',
+      version: this.version,
       mode: this.config.mode,
       system: {
         total_connections: this.pool.totalConnections,

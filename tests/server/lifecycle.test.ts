@@ -24,6 +24,27 @@ describe('configuration at the edge', () => {
   });
 });
 
+describe('/metrics exposure', () => {
+  it('serves /metrics only to WS_METRICS_ALLOW and reports the version on /health', async () => {
+    const srv = await startServer({ env: { WS_SHARDS: '1', WS_METRICS_ALLOW: '203.0.113.0/24' } });
+    try {
+      const res = await fetch(srv.metricsUrl);
+      expect(res.status).toBe(403);
+      const { status, body } = await getHealth(srv.healthUrl);
+      expect(status).toBe(200);
+      expect(body.version).toBe('dev');
+    } finally {
+      await srv.stop();
+    }
+  });
+
+  it('rejects a malformed CIDR at start', () => {
+    const r = spawnSync(process.execPath, [SERVER, '--metrics-allow', '10.0.0.0/33'], { env: { ...process.env, KAFKA_BROKERS: '' }, encoding: 'utf8', timeout: 20_000 });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('--metrics-allow="10.0.0.0/33"');
+  });
+});
+
 describe('shutdown and shard faults', () => {
   it('on SIGTERM turns health 503, closes every client with 1001 and exits 0', async () => {
     const srv = await startServer({ env: { WS_SHARDS: '2', WS_DRAIN_TIMEOUT_MS: '5000' } });
