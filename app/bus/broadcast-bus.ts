@@ -2,7 +2,7 @@
 // message ONCE, micro-batches, and writes each batch only to the shards that have a subscriber
 // for at least one of its channels (targeted dispatch).
 import type { Dispatch, SourceMessage } from '../common/contracts.js';
-import { encodeBatch, encodeSegment } from '../common/ipc.js';
+import { encodeBatch, segmentHead } from '../common/ipc.js';
 import type { Logger } from '../common/logger.js';
 import type { BusMetrics } from './bus-metrics.js';
 
@@ -23,6 +23,17 @@ export interface BusOptions {
   readonly flushMs: number;
 }
 
+/** Per channel: its seq and the bytes every message of it starts with, built once. */
+interface ChannelState {
+  seq: number;
+  head: Buffer; // the segment's channel header (see encodeSegment)
+  prefix: string; // `{"channel":"<channel>","seq":`
+}
+
+function newChannel(channel: string): ChannelState {
+  return { seq: 0, head: segmentHead(channel), prefix: `{"channel":${JSON.stringify(channel)},"seq":` };
+}
+
 interface Pending {
   channel: string;
   stream: string;
@@ -30,7 +41,7 @@ interface Pending {
 }
 
 export class BroadcastBus implements Dispatch {
-  private readonly seqs = new Map<string, number>();
+  private readonly channels = new Map<string, ChannelState>();
   private pending: Pending[] = [];
   private timer: NodeJS.Timeout | null = null;
   private stopped = false;
@@ -53,11 +64,20 @@ export class BroadcastBus implements Dispatch {
     const now = Date.now();
     for (const m of batch) {
       const channel = `${m.stream}:${m.token}`;
-      const seq = (this.seqs.get(channel) ?? 0) + 1;
-      this.seqs.set(channel, seq);
+      let st = this.channels.get(channel);
+      if (!st) {
+        st = newChannel(channel);
+        this.channels.set(channel, st);
+      }
+      const seq = ++st.seq;
       // The source already checked `data` is a JSON object's text: splice it, don't re-encode.
-      const json = `{"channel":${JSON.stringify(channel)},"seq":${seq},"ts":${m.ts},"data":${m.data}}`;
-      this.pending.push({ channel, stream: m.stream, segment: encodeSegment(channel, Buffer.from(json, 'utf8')) });
+      const json = `${st.prefix}${seq},"ts":${m.ts},"data":${m.data}}`;
+      const len = Buffer.byteLength(json);
+      const segment = Buffer.allocUnsafe(st.head.length + 4 + len);
+      st.head.copy(segment, 0);
+      segment.writeUInt32LE(len, st.head.length);
+      segment.write(json, st.head.length + 4);
+      this.pending.push({ channel, stream: m.stream, segment });
       this.metrics.latency.observe(Math.max(0, now - m.ts) / 1000);
       if (this.pending.length >= this.opts.batchSize) this.flush();
     }

@@ -49,13 +49,21 @@ export interface BusMessage {
  * Done once per message; a batch for a shard is a header plus the segments it needs.
  */
 export function encodeSegment(channel: string, payload: Buffer): Buffer {
-  const ch = Buffer.from(channel, 'utf8');
-  const seg = Buffer.allocUnsafe(2 + ch.length + 4 + payload.length);
-  seg.writeUInt16LE(ch.length, 0);
-  ch.copy(seg, 2);
-  seg.writeUInt32LE(payload.length, 2 + ch.length);
-  payload.copy(seg, 6 + ch.length);
+  const head = segmentHead(channel);
+  const seg = Buffer.allocUnsafe(head.length + 4 + payload.length);
+  head.copy(seg, 0);
+  seg.writeUInt32LE(payload.length, head.length);
+  payload.copy(seg, head.length + 4);
   return seg;
+}
+
+/** A segment's channel header (u16 length + UTF-8 bytes); the bus caches one per channel. */
+export function segmentHead(channel: string): Buffer {
+  const ch = Buffer.from(channel, 'utf8');
+  const head = Buffer.allocUnsafe(2 + ch.length);
+  head.writeUInt16LE(ch.length, 0);
+  ch.copy(head, 2);
+  return head;
 }
 
 /** Batch frame: u32 body length, u32 count, then the segments. */
