@@ -28,6 +28,7 @@ export interface LoadtestConfig {
   readonly sloP99Ms: number;
   readonly handshakeTimeoutMs: number;
   readonly maxInFlight: number;
+  readonly client: 'ws' | 'lite';
   readonly progress: boolean;
   readonly local: boolean;
 }
@@ -52,10 +53,14 @@ export const USAGE = `usage: loadtest (--target N | --search) [options]
   --workers N            generator processes (default min(4, cores), raised to fit the target)
   --per-worker-max N     sockets per worker (default and cap ${SOCKETS_PER_WORKER_CAP})
   --source-ips LIST      client source addresses: IP, IP-IP ranges, comma separated, or none
-                         (default 127.0.0.2-127.0.0.17 for a loopback target, none otherwise)
+                         (default for a loopback target: 16 addresses 127.A.B.1-16, A.B new
+                         each run so TIME_WAIT sockets of the last run do not collide; none otherwise)
   --slo-p99-ms N         latency SLO (default 100)
   --handshake-timeout-ms N  per connection (default 10000)
-  --max-in-flight N      handshakes in flight per worker (default 500)
+  --max-in-flight N      handshakes in flight per worker (default 200)
+  --client ws|lite       client implementation: ws (the ws library, protocol v1) or lite
+                         (handshake only, about half the CPU per connection; idle clients only)
+                         (default lite with --channels none on ws://, ws otherwise)
   --deadline SECONDS     hard stop for the whole run (default: from the plan, plus margin)
   --out DIR              report directory; files go to DIR/<timestamp>/ (default reports)
   --json                 print the result JSON as the last line of stdout
@@ -74,6 +79,7 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
     streams: { type: 'string' },
     search: { type: 'boolean' },
     'source-ips': { type: 'string' },
+    client: { type: 'string' },
     out: { type: 'string' },
     json: { type: 'boolean' },
     'no-progress': { type: 'boolean' },
@@ -141,7 +147,7 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
   const perWorkerMax = n('per-worker-max', 1, SOCKETS_PER_WORKER_CAP, SOCKETS_PER_WORKER_CAP);
   const sloP99Ms = n('slo-p99-ms', 1, 600_000, 100);
   const handshakeTimeoutMs = n('handshake-timeout-ms', 100, 600_000, 10_000);
-  const maxInFlight = n('max-in-flight', 1, 100_000, 500);
+  const maxInFlight = n('max-in-flight', 1, 100_000, 200);
 
   const peak = v.search ? search.max : target;
   const needed = Math.max(1, Math.ceil(peak / perWorkerMax));
@@ -153,6 +159,15 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
     }
   } else workers = Math.max(needed, Math.min(4, os.availableParallelism()));
 
+  const idle = spec.ok && spec.spec.kind === 'none';
+  const plainWs = parsedUrl?.protocol === 'ws:';
+  let client: 'ws' | 'lite' = idle && plainWs ? 'lite' : 'ws';
+  if (v.client !== undefined) {
+    if (v.client !== 'ws' && v.client !== 'lite') problems.push(`--client=${JSON.stringify(v.client)}: must be ws or lite`);
+    else if (v.client === 'lite' && !(idle && plainWs)) problems.push('--client lite needs --channels none and a ws:// URL (it only holds idle connections)');
+    else client = v.client;
+  }
+
   const local = parsedUrl ? isLoopbackHost(parsedUrl.hostname) : false;
   let sourceIps: string[] = [];
   if (v['source-ips'] !== undefined) {
@@ -162,7 +177,12 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
   } else if (local) sourceIps = defaultSourceIps();
 
   const plannedS = planSeconds(v.search ? 'search' : 'target', target, search, rampPerS, holdS) + (spec.ok && spec.spec.kind === 'random' ? discoverS : 0);
-  const deadlineS = n('deadline', 1, 7 * 86_400, Math.ceil(plannedS * 1.5 + 60), false);
+  // Default deadline: every step may use its whole ramp budget, plus hold and a margin.
+  const worstS = planSteps({ mode: v.search ? 'search' : 'target', target, search }).reduce(
+    (acc, x, i, all) => acc + rampBudgetMs(x - (i ? all[i - 1] : 0), rampPerS, handshakeTimeoutMs) / 1000 + holdS + 15,
+    spec.ok && spec.spec.kind === 'random' ? discoverS : 0,
+  );
+  const deadlineS = n('deadline', 1, 7 * 86_400, Math.ceil(worstS + 30), false);
   if (v.deadline !== undefined && deadlineS < plannedS) {
     problems.push(`--deadline=${deadlineS}: shorter than the plan needs (~${Math.ceil(plannedS)} s of ramp and hold)`);
   }
@@ -188,6 +208,7 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
     sloP99Ms,
     handshakeTimeoutMs,
     maxInFlight,
+    client,
     progress: isTTY && !env.CI && !v['no-progress'],
     local,
   };
@@ -211,6 +232,11 @@ export function planSteps(c: Pick<LoadtestConfig, 'mode' | 'target' | 'search'>)
   for (let x = c.search.start; x <= c.search.max && steps.length < 10_000; x += c.search.step) steps.push(x);
   if (steps[steps.length - 1] !== c.search.max) steps.push(c.search.max);
   return steps;
+}
+
+/** How long a ramp of `delta` new connections may take before the step moves on regardless. */
+export function rampBudgetMs(delta: number, rampPerS: number, handshakeTimeoutMs: number): number {
+  return (delta / rampPerS) * 2000 + handshakeTimeoutMs + 60_000;
 }
 
 function planSeconds(mode: 'target' | 'search', target: number, search: LoadtestConfig['search'], ramp: number, hold: number): number {

@@ -22,6 +22,10 @@ export class Counters {
   duplicates = 0;
   reordered = 0;
   retryAfter: string | null = null;
+  /** Per-interval event-loop delay p99 of the workers (ms): worst, and the mean of all reports. */
+  loopDelayMaxMs = 0;
+  private loopDelaySum = 0;
+  private loopDelayN = 0;
   /** CPU microseconds per worker index. */
   readonly cpuUs: number[] = [];
   readonly latency: Histogram = newHistogram();
@@ -44,8 +48,15 @@ export class Counters {
     this.duplicates += d.duplicates;
     this.reordered += d.reordered;
     if (d.retryAfter !== null) this.retryAfter = d.retryAfter;
+    this.loopDelayMaxMs = Math.max(this.loopDelayMaxMs, d.loopDelayP99Ms);
+    this.loopDelaySum += d.loopDelayP99Ms;
+    this.loopDelayN++;
     this.cpuUs[worker] = (this.cpuUs[worker] ?? 0) + d.cpuUserUs + d.cpuSystemUs;
     if (decoded) this.latency.add(decoded);
+  }
+
+  get loopDelayMeanMs(): number {
+    return this.loopDelayN ? Math.round((this.loopDelaySum / this.loopDelayN) * 10) / 10 : 0;
   }
 
   get connectErrorTotal(): number {

@@ -9,6 +9,8 @@ export interface WorkerInit {
   readonly url: string;
   readonly sourceIps: readonly string[];
   readonly plan: ChannelPlan;
+  /** `ws`: the ws library (protocol v1); `lite`: handshake-only, for idle clients. */
+  readonly client: 'ws' | 'lite';
   readonly handshakeTimeoutMs: number;
   readonly maxInFlight: number;
   readonly maxSockets: number;
@@ -44,6 +46,8 @@ export interface WorkerDelta {
   /** hdr-histogram (compressed base64) of latencies in ms recorded since the previous report. */
   latency: string | null;
   retryAfter: string | null;
+  /** Event-loop delay p99 (ms) over the interval: how late this worker ran behind bursts. */
+  loopDelayP99Ms: number;
 }
 
 export interface WorkerGauges {

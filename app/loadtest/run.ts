@@ -2,83 +2,17 @@
 // samples /health and its own machine every second into a timeline, and always ends the
 // workers, by the plan, at the deadline or on a signal.
 import type { ChannelPlan } from './channels.js';
-import { planSteps, type LoadtestConfig } from './cli.js';
+import { planSteps, rampBudgetMs, type LoadtestConfig } from './cli.js';
 import { CounterHub, type Counters } from './counters.js';
 import { discoverChannels } from './discover.js';
-import { readFdLimit, type FdLimit } from './fd-limit.js';
-import { HealthSampler, type HealthSample } from './health-sampler.js';
-import { summarize, type LatencySummary } from './histogram.js';
-import { MachineCpu, machineInfo, memAvailableFraction, type MachineInfo } from './machine.js';
+import { HealthSampler } from './health-sampler.js';
+import { summarize } from './histogram.js';
+import { MachineCpu, machineInfo, memAvailableFraction } from './machine.js';
+import { assembleResult, type LoadtestResult, type Progress, type TimelineRow } from './result.js';
 import { evaluateStep, type StepResult } from './step.js';
-import type { LimitedBy } from './verdict.js';
 import { WorkerPool } from './worker-pool.js';
 
-export interface TimelineRow {
-  t: number;
-  step: number;
-  phase: 'ramp' | 'hold' | 'idle';
-  open: number;
-  attempted: number;
-  in_flight: number;
-  deliveries_per_s: number;
-  frames_per_s: number;
-  p50: number | null;
-  p90: number | null;
-  p99: number | null;
-  max: number | null;
-  refused_total: number;
-  connect_errors_total: number;
-  closed_total: number;
-  missing_total: number;
-  server_connections: number | null;
-  shards: Array<{ id: number; connections: number }>;
-  server_rejected: number | null;
-  server_cpu: number | null;
-  server_memory_mb: number | null;
-  generator_cpu: number;
-  machine_busy: number | null;
-}
-
-export interface Progress {
-  step: number;
-  steps: number;
-  target: number;
-  phase: TimelineRow['phase'];
-  row: TimelineRow;
-}
-
-export interface LoadtestResult {
-  schema: 'odin-ws.loadtest.result/v1';
-  status: 'completed' | 'deadline' | 'interrupted';
-  mode: LoadtestConfig['mode'];
-  url: string;
-  health_url: string | null;
-  started_at: string;
-  finished_at: string;
-  duration_s: number;
-  config: Record<string, unknown>;
-  machine: MachineInfo;
-  generator: { workers: number; pids: number[]; per_worker_max: number; fd_limit: FdLimit | null; coordinator_fd: { soft: number | null; hard: number | null }; source_ips: { count: number; first: string | null; last: string | null }; cpu_s: number; rss_mb_max: number; crashes: string[] };
-  server_info: { max_connections: number | null; cpu_limit: number | null; memory_limit_mb: number | null; shards: number | null; health_errors: number; health_last_error: string | null };
-  target: number;
-  capacity: number | null;
-  reached: boolean;
-  slo: { p99_ms: number; met: boolean; violations: string[] };
-  limited_by: LimitedBy;
-  limited_by_detail: string;
-  connections: { attempted: number; opened: number; peak_open: number; refused: number; connect_errors: Record<string, number>; closed_by_server: Record<string, number> };
-  refusals: { count: number; retry_after: string | null; server_rejected: number | null };
-  deliveries: { total: number; per_s: number };
-  seq: { gaps: number; missing: number; duplicates: number; reordered: number };
-  latency_ms: LatencySummary;
-  shard_spread: number | null;
-  shard_spread_max_hold: number | null;
-  shards_end: Array<{ id: number; connections: number }>;
-  reported_step: number | null;
-  steps: StepResult[];
-  timeline: TimelineRow[];
-  warnings: string[];
-}
+export type { LoadtestResult, Progress, TimelineRow };
 
 export class RunError extends Error {}
 
@@ -172,7 +106,8 @@ export async function runLoadtest(cfg: LoadtestConfig, deps: { bundlePath: strin
         server_rejected: h?.rejected != null ? h.rejected - (before?.rejected ?? 0) : null,
         server_cpu: h?.cpu ?? null,
         server_memory_mb: h?.memory_mb ?? null,
-        generator_cpu: Math.round((pool.info.reduce((a, x) => a + (x?.cpu ?? 0), 0) + (cpu.user + cpu.system) / 1e6 / s) * 100) / 100,
+        generator_cpu: Math.round(((w.cpuUs.reduce((a, x) => a + (x ?? 0), 0) + cpu.user + cpu.system) / 1e6 / s) * 100) / 100,
+        generator_lag_ms: w.loopDelayMaxMs,
         machine_busy: machineCpu.sample(),
       };
       timeline.push(row);
@@ -191,6 +126,7 @@ export async function runLoadtest(cfg: LoadtestConfig, deps: { bundlePath: strin
       url: cfg.url,
       sourceIps: cfg.sourceIps,
       plan,
+      client: cfg.client,
       handshakeTimeoutMs: cfg.handshakeTimeoutMs,
       maxInFlight: cfg.maxInFlight,
       maxSockets: cfg.perWorkerMax,
@@ -205,12 +141,11 @@ export async function runLoadtest(cfg: LoadtestConfig, deps: { bundlePath: strin
       step = { index: i, target, phase: 'ramp' };
       const ramp = hub.window();
       pool.ramp(target, cfg.rampPerS);
-      const rampBudgetMs = ((target - prev) / cfg.rampPerS) * 2000 + cfg.handshakeTimeoutMs + 15_000;
       const rampDone = await waitFor(async () => {
         lateReports += (await pool.flush(1000)).late;
         const g = gauges();
         return g.attempted >= target && g.inFlight === 0;
-      }, rampBudgetMs, abort.signal);
+      }, rampBudgetMs(target - prev, cfg.rampPerS, cfg.handshakeTimeoutMs), abort.signal);
       if (plan.kind !== 'none') await waitFor(async () => (await pool.flush(1000), gauges().unsubscribed === 0), 10_000, abort.signal);
       lateReports += (await pool.flush(5000)).late;
       hub.close(ramp);
@@ -259,79 +194,10 @@ export async function runLoadtest(cfg: LoadtestConfig, deps: { bundlePath: strin
     sampler.stop();
   }
 
-  return assemble();
-
-  function assemble(): LoadtestResult {
-    const good = steps.filter((s) => s.slo.met);
-    const firstBad = steps.find((s) => !s.slo.met) ?? null;
-    const reportedIdx = cfg.mode === 'target' ? (steps.length ? 0 : null) : good.length ? steps.indexOf(good[good.length - 1]) : steps.length ? 0 : null;
-    const rep = reportedIdx === null ? null : steps[reportedIdx];
-    const first = before ?? sampler.samples[0] ?? null;
-    const lastSample = sampler.latest;
-    const finished = Date.now();
-    const ips = cfg.sourceIps;
-    const ownCpu = process.cpuUsage();
-    let limitedBy: LimitedBy;
-    let detail: string;
-    if (firstBad) ({ limited_by: limitedBy, limited_by_detail: detail } = firstBad);
-    else if (steps.length) {
-      limitedBy = 'none';
-      detail = cfg.mode === 'search' ? `--search-max ${cfg.search.max} reached within the SLO` : steps[0].limited_by_detail;
-    } else {
-      limitedBy = 'unknown';
-      detail = `no step completed (${stopReason() ?? 'stopped'})`;
-    }
-    const violations = firstBad?.slo.violations ?? (steps.length ? [] : [`no step completed (${stopReason() ?? 'stopped'})`]);
-    return {
-      schema: 'odin-ws.loadtest.result/v1',
-      status,
-      mode: cfg.mode,
-      url: cfg.url,
-      health_url: cfg.healthUrl,
-      started_at: new Date(startedAt).toISOString(),
-      finished_at: new Date(finished).toISOString(),
-      duration_s: Math.round((finished - startedAt) / 100) / 10,
-      config: { ...cfg, channels: cfg.channels, sourceIps: undefined },
-      machine,
-      generator: {
-        workers: cfg.workers,
-        pids: pool.info.map((w) => w?.pid ?? 0),
-        per_worker_max: cfg.perWorkerMax,
-        fd_limit: pool.info[0]?.fd ?? null,
-        coordinator_fd: readFdLimit(),
-        source_ips: { count: ips.length, first: ips[0] ?? null, last: ips[ips.length - 1] ?? null },
-        cpu_s: Math.round((total.cpuUs.reduce((a, b) => a + (b ?? 0), 0) + ownCpu.user + ownCpu.system) / 1e4) / 100,
-        rss_mb_max: rssMax,
-        crashes: [...pool.crashes],
-      },
-      server_info: {
-        max_connections: first?.max_connections ?? null,
-        cpu_limit: first?.cpu_limit ?? null,
-        memory_limit_mb: first?.memory_limit_mb ?? null,
-        shards: first ? first.shards.length : null,
-        health_errors: sampler.errors,
-        health_last_error: sampler.lastError,
-      },
-      target: cfg.mode === 'target' ? cfg.target : cfg.search.max,
-      capacity: cfg.mode === 'search' ? (good.length ? good[good.length - 1].target : null) : rep?.slo.met ? rep.target : null,
-      reached: rep?.reached ?? false,
-      slo: { p99_ms: cfg.sloP99Ms, met: !!steps.length && !firstBad, violations },
-      limited_by: limitedBy,
-      limited_by_detail: detail,
-      connections: { attempted: total.attempted, opened: total.opened, peak_open: peakOpen, refused: total.refused, connect_errors: total.connectErrors, closed_by_server: total.closedByServer },
-      refusals: { count: total.refused, retry_after: total.retryAfter, server_rejected: lastSample?.rejected != null ? lastSample.rejected - (before?.rejected ?? 0) : null },
-      deliveries: { total: total.messages, per_s: rep?.hold.deliveries_per_s ?? 0 },
-      seq: { gaps: total.gaps, missing: total.missing, duplicates: total.duplicates, reordered: total.reordered },
-      latency_ms: summarize(total.latency),
-      shard_spread: rep?.server.shard_spread ?? null,
-      shard_spread_max_hold: rep?.server.shard_spread_max_hold ?? null,
-      shards_end: rep?.server.shards_end ?? [],
-      reported_step: reportedIdx,
-      steps,
-      timeline,
-      warnings,
-    };
-  }
+  return assembleResult({
+    cfg, status, startedAt, steps, timeline, warnings, before, sampler, total, peakOpen, rssMax, machine,
+    workers: pool.info, crashes: pool.crashes, stopReason: stopReason(),
+  });
 }
 
 async function resolvePlan(cfg: LoadtestConfig, warnings: string[]): Promise<ChannelPlan> {
@@ -365,4 +231,3 @@ function meanBusy(timeline: readonly TimelineRow[], startedAt: number, w: Counte
   return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null;
 }
 
-export type { HealthSample };

@@ -33,7 +33,7 @@ export interface StepResult {
     rejected: number | null;
     rejected_by_reason: Record<string, number>;
   };
-  generator: { cpu_cores: number; worker_cpu_max: number; late_reports: number; machine_busy: number | null };
+  generator: { cpu_cores: number; worker_cpu_max: number; loop_delay_p99_ms_mean: number; loop_delay_p99_ms_max: number; late_reports: number; machine_busy: number | null };
   slo: { met: boolean; violations: string[] };
   limited_by: LimitedBy;
   limited_by_detail: string;
@@ -138,6 +138,8 @@ export function evaluateStep(x: StepInput): StepResult {
     workerCpuMax: Math.max(0, ...workerCores),
     generatorCpu,
     lateReports: x.lateReports,
+    generatorLagMs: hold.loopDelayMeanMs,
+    sloP99Ms: x.sloP99Ms,
     generatorFdSoft: x.generatorFdSoft,
     local: x.local,
     cores: x.cores,
@@ -175,7 +177,7 @@ export function evaluateStep(x: StepInput): StepResult {
       rejected,
       rejected_by_reason: rejectedByReason,
     },
-    generator: { cpu_cores: r2(generatorCpu)!, worker_cpu_max: r2(Math.max(0, ...workerCores))!, late_reports: x.lateReports, machine_busy: r2(x.machineBusy) },
+    generator: { cpu_cores: r2(generatorCpu)!, worker_cpu_max: r2(Math.max(0, ...workerCores))!, loop_delay_p99_ms_mean: hold.loopDelayMeanMs, loop_delay_p99_ms_max: hold.loopDelayMaxMs, late_reports: x.lateReports, machine_busy: r2(x.machineBusy) },
     slo: { met: passed, violations },
     limited_by: verdict.limited_by,
     limited_by_detail: verdict.detail,

@@ -1,7 +1,7 @@
 // What limited a step. Checked in order of certainty: hard failures the generator saw itself
 // (fd limit, 503s, connect errors) first, then saturation of memory and CPU. On a loopback run
 // server and generator share the cores, so a saturated box is charged to the bigger consumer
-// and the detail names both.
+// and the detail names both; a box busy with neither is charged to other load.
 
 export type LimitedBy =
   | 'none'
@@ -11,6 +11,7 @@ export type LimitedBy =
   | 'memory'
   | 'server_cpu'
   | 'generator_cpu'
+  | 'other_load'
   | 'unknown';
 
 export interface VerdictInput {
@@ -31,6 +32,9 @@ export interface VerdictInput {
   workerCpuMax: number;
   generatorCpu: number;
   lateReports: number;
+  /** Workers' event-loop delay p99 (ms) in the step, mean of the reports, and the SLO it eats into. */
+  generatorLagMs: number;
+  sloP99Ms: number;
   generatorFdSoft: number | null;
   /** Loopback run: the generator's machine is the server's machine. */
   local: boolean;
@@ -58,11 +62,20 @@ export function decideLimit(x: VerdictInput): { limited_by: LimitedBy; detail: s
           : `below the guard's max_connections ${x.maxConnections}, so the guard tripped on another limit`;
     return { limited_by: 'guard_refusals', detail: `${x.refused} upgrades refused with HTTP 503; ${where}; server rejections by reason: ${reasons}` };
   }
+
+  const cap = x.local ? Math.min(x.cpuLimit ?? x.cores, x.cores) : (x.cpuLimit ?? x.cores);
+  const serverSat = (x.serverCpu !== null && x.serverCpu >= 0.85 * cap) || (x.shardCpuMax ?? 0) >= 0.9 || (x.frontCpu ?? 0) >= 0.9;
+  const genSat = x.workerCpuMax >= 0.9 || x.lateReports > 0 || x.generatorLagMs >= 0.3 * x.sloP99Ms;
+  const boxSat = x.local && (x.machineBusy ?? 0) >= 0.9;
+  const figures =
+    `server ${f(x.serverCpu)} cores (busiest shard ${f(x.shardCpuMax)}, front ${f(x.frontCpu)}, cap ${f(cap, 1)}), ` +
+    `generator ${f(x.generatorCpu)} cores (busiest worker ${f(x.workerCpuMax)}, event-loop lag p99 ${f(x.generatorLagMs, 0)} ms, late reports ${x.lateReports})` +
+    (x.local ? `, machine ${x.machineBusy === null ? 'n/a' : `${Math.round(x.machineBusy * 100)}%`} busy of ${x.cores} cores` : '');
+  // Timeouts and resets are often a symptom of a saturated side: the figures go with them.
   const errs = Object.entries(x.connectErrors).sort((a, b) => b[1] - a[1]);
   if (errs.length) {
-    return { limited_by: `connect_errors:${errs[0][0]}`, detail: `connect errors by errno: ${errs.map(([k, v]) => `${k}=${v}`).join(', ')}` };
+    return { limited_by: `connect_errors:${errs[0][0]}`, detail: `connect errors by errno: ${errs.map(([k, v]) => `${k}=${v}`).join(', ')}; meanwhile ${figures}` };
   }
-
   if (x.serverMemoryMb !== null && x.memoryLimitMb !== null && x.serverMemoryMb >= 0.9 * x.memoryLimitMb) {
     return { limited_by: 'memory', detail: `server RSS ${x.serverMemoryMb} MB of limit ${x.memoryLimitMb} MB` };
   }
@@ -70,14 +83,11 @@ export function decideLimit(x: VerdictInput): { limited_by: LimitedBy; detail: s
     return { limited_by: 'memory', detail: `machine memory available ${(x.memAvailable * 100).toFixed(1)}%` };
   }
 
-  const cap = x.local ? Math.min(x.cpuLimit ?? x.cores, x.cores) : (x.cpuLimit ?? x.cores);
-  const serverSat = (x.serverCpu !== null && x.serverCpu >= 0.85 * cap) || (x.shardCpuMax ?? 0) >= 0.9 || (x.frontCpu ?? 0) >= 0.9;
-  const genSat = x.workerCpuMax >= 0.9 || x.lateReports > 0;
-  const boxSat = x.local && (x.machineBusy ?? 0) >= 0.9;
-  const figures =
-    `server ${f(x.serverCpu)} cores (busiest shard ${f(x.shardCpuMax)}, front ${f(x.frontCpu)}, cap ${f(cap, 1)}), ` +
-    `generator ${f(x.generatorCpu)} cores (busiest worker ${f(x.workerCpuMax)}, late reports ${x.lateReports})` +
-    (x.local ? `, machine ${x.machineBusy === null ? 'n/a' : `${Math.round(x.machineBusy * 100)}%`} busy of ${x.cores} cores` : '');
+  // A busy box that neither the server nor the generator accounts for: other tenants' load.
+  const ours = (x.serverCpu ?? 0) + x.generatorCpu;
+  if (boxSat && !serverSat && !genSat && ours < 0.6 * (x.machineBusy ?? 0) * x.cores) {
+    return { limited_by: 'other_load', detail: `machine CPU saturated by processes outside the test: ${figures}` };
+  }
   if (serverSat && !genSat && !boxSat) return { limited_by: 'server_cpu', detail: figures };
   if (genSat && !serverSat && !boxSat) return { limited_by: 'generator_cpu', detail: figures };
   if (serverSat || genSat || boxSat) {

@@ -9,9 +9,6 @@ export interface WorkerInfo {
   pid: number;
   fd: FdLimit;
   gauges: WorkerGauges | null;
-  /** Cores used in the latest interval. */
-  cpu: number;
-  lastReportAt: number;
 }
 
 export type DeltaListener = (workerIndex: number, d: WorkerDelta, g: WorkerGauges) => void;
@@ -40,7 +37,7 @@ export class WorkerPool {
         proc.on('message', (m: FromWorker) => {
           if (m.t === 'ready') {
             clearTimeout(timer);
-            this.info[index] = { index, pid: m.pid, fd: m.fd, gauges: null, cpu: 0, lastReportAt: Date.now() };
+            this.info[index] = { index, pid: m.pid, fd: m.fd, gauges: null };
             this.send(index, { t: 'init', init: initFor(index) });
             resolve();
           } else if (m.t === 'stats') this.onStats(index, m);
@@ -88,12 +85,7 @@ export class WorkerPool {
 
   private onStats(index: number, m: Extract<FromWorker, { t: 'stats' }>): void {
     const info = this.info[index];
-    if (info) {
-      const dt = Math.max(1, m.at - info.lastReportAt) / 1000;
-      info.cpu = (m.d.cpuUserUs + m.d.cpuSystemUs) / 1e6 / dt;
-      info.lastReportAt = m.at;
-      info.gauges = m.g;
-    }
+    if (info) info.gauges = m.g;
     this.onDelta(index, m.d, m.g);
     const w = this.waiting.get(m.id);
     if (w) {

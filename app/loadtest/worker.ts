@@ -1,17 +1,20 @@
 // One generator process: opens its share of the clients at a bounded rate, speaks protocol v1,
 // checks every message's seq per channel and records latency from `ts`. It reports only when
 // the coordinator asks, and exits on `stop`, on losing its parent, or at its hard deadline.
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import WebSocket from 'ws';
 import { channelsFor } from './channels.js';
 import { raiseFdLimit } from './fd-limit.js';
 import { encodeHistogram, newHistogram } from './histogram.js';
 import type { FromWorker, ToWorker, WorkerDelta, WorkerInit } from './ipc.js';
+import { liteConnect, type LiteConnection } from './lite-client.js';
 import { checkSeq, emptySeqCounters, type SeqCounters } from './seq-tracker.js';
 
 const TICK_MS = 10;
 
 interface Client {
-  readonly ws: WebSocket;
+  /** Ends the connection without a close handshake. */
+  readonly kill: () => void;
   readonly channels: readonly string[];
   last: Map<string, number> | null;
   settled: boolean; // handshake finished one way or the other
@@ -46,9 +49,12 @@ export function runWorker(): void {
 
 class Worker {
   private readonly clients = new Set<Client>();
+  /** Lite handshakes in flight, swept for the handshake timeout on every tick. */
+  private readonly pendingLite = new Set<LiteConnection>();
+  private readonly url: URL;
   private readonly hist = newHistogram();
   private seq: SeqCounters = emptySeqCounters();
-  private d: Omit<WorkerDelta, 'latency' | 'cpuUserUs' | 'cpuSystemUs' | keyof SeqCounters> = Worker.zero();
+  private d: Omit<WorkerDelta, 'latency' | 'cpuUserUs' | 'cpuSystemUs' | 'loopDelayP99Ms' | keyof SeqCounters> = Worker.zero();
   private cpu = process.cpuUsage();
   private attemptedTotal = 0;
   private targetTotal = 0;
@@ -60,6 +66,9 @@ class Worker {
   private unsubscribed = 0;
   private stopping = false;
   private readonly timer: NodeJS.Timeout;
+  // A burst of frames delays this worker's reading of the next ones; that lag lands in the
+  // measured latency, so it is reported to tell generator lag from server lag.
+  private readonly loopDelay = monitorEventLoopDelay({ resolution: 10 });
   private readonly family: 4 | 6 | undefined;
 
   constructor(
@@ -70,6 +79,8 @@ class Worker {
     const ms = init.hardDeadlineMs - Date.now();
     setTimeout(() => process.exit(3), Math.max(0, ms)).unref();
     this.family = init.sourceIps.length ? (init.sourceIps[0].includes(':') ? 6 : 4) : undefined;
+    this.url = new URL(init.url);
+    this.loopDelay.enable();
   }
 
   private static zero() {
@@ -84,6 +95,10 @@ class Worker {
   }
 
   private tick(): void {
+    if (this.pendingLite.size) {
+      const old = Date.now() - this.init.handshakeTimeoutMs;
+      for (const p of this.pendingLite) if (p.startedAt < old) p.destroy();
+    }
     if (this.stopping || this.attemptedTotal >= this.targetTotal) return;
     const due = this.rampBase + Math.floor((this.rate * (Date.now() - this.rampStartMs)) / 1000) - this.attemptedTotal;
     const n = Math.min(due, this.targetTotal - this.attemptedTotal, this.init.maxInFlight - this.inFlight, this.init.maxSockets - this.open - this.inFlight);
@@ -97,13 +112,15 @@ class Worker {
     // Global index interleaves workers so source IPs and random channel picks spread evenly.
     const index = local * this.init.workers + this.init.index;
     const ips = this.init.sourceIps;
+    const localAddress = ips.length ? ips[index % ips.length] : undefined;
+    if (this.init.client === 'lite') return this.connectLite(localAddress);
     const ws = new WebSocket(this.init.url, {
       perMessageDeflate: false,
       handshakeTimeout: this.init.handshakeTimeoutMs,
       skipUTF8Validation: true,
-      ...(ips.length ? { localAddress: ips[index % ips.length], family: this.family } : {}),
+      ...(localAddress ? { localAddress, family: this.family } : {}),
     });
-    const c: Client = { ws, channels: channelsFor(this.init.plan, index), last: null, settled: false, open: false, subscribed: false };
+    const c: Client = { kill: () => ws.terminate(), channels: channelsFor(this.init.plan, index), last: null, settled: false, open: false, subscribed: false };
     this.clients.add(c);
     ws.on('unexpected-response', (req, res) => {
       if (!this.settle(c)) return;
@@ -138,6 +155,42 @@ class Worker {
       if (!c.subscribed && c.channels.length) this.unsubscribed--;
       if (!this.stopping) bump(this.d.closedByServer, String(code));
     });
+  }
+
+  /** Idle clients (--channels none) on the handshake-only client: no subscription, no data. */
+  private connectLite(localAddress: string | undefined): void {
+    const c: Client = { kill: () => conn.destroy(), channels: [], last: null, settled: false, open: false, subscribed: false };
+    const conn = liteConnect(this.url, localAddress, this.family, {
+      open: () => {
+        this.pendingLite.delete(conn);
+        if (!this.settle(c)) return;
+        c.open = true;
+        this.open++;
+        this.d.opened++;
+      },
+      rejected: (status, retryAfter) => {
+        this.pendingLite.delete(conn);
+        if (!this.settle(c)) return;
+        if (status === 503) {
+          this.d.refused++;
+          if (retryAfter !== null) this.d.retryAfter = retryAfter;
+        } else bump(this.d.connectErrors, `HTTP_${status}`);
+      },
+      error: (code) => {
+        this.pendingLite.delete(conn);
+        this.clients.delete(c);
+        if (this.settle(c)) bump(this.d.connectErrors, code === 'CLOSED_BEFORE_OPEN' && Date.now() - conn.startedAt >= this.init.handshakeTimeoutMs ? 'HANDSHAKE_TIMEOUT' : code);
+      },
+      closed: (code) => {
+        this.clients.delete(c);
+        if (!c.open) return;
+        c.open = false;
+        this.open--;
+        if (!this.stopping) bump(this.d.closedByServer, String(code));
+      },
+    });
+    this.pendingLite.add(conn);
+    this.clients.add(c);
   }
 
   /** First outcome of a handshake wins; later events for it are ignored. */
@@ -186,7 +239,10 @@ class Worker {
   report(id: number): void {
     const cpu = process.cpuUsage(this.cpu);
     this.cpu = process.cpuUsage();
-    const d: WorkerDelta = { ...this.d, ...this.seq, latency: encodeHistogram(this.hist), cpuUserUs: cpu.user, cpuSystemUs: cpu.system };
+    // The histogram is in ns and includes the 10 ms sampling resolution itself.
+    const lag = this.loopDelay.count ? Math.max(0, this.loopDelay.percentile(99) / 1e6 - 10) : 0;
+    this.loopDelay.reset();
+    const d: WorkerDelta = { ...this.d, ...this.seq, latency: encodeHistogram(this.hist), cpuUserUs: cpu.user, cpuSystemUs: cpu.system, loopDelayP99Ms: Math.round(lag * 10) / 10 };
     this.hist.reset();
     this.d = Worker.zero();
     this.seq = emptySeqCounters();
@@ -209,7 +265,7 @@ class Worker {
   stop(): void {
     this.stopping = true;
     clearInterval(this.timer);
-    for (const c of this.clients) c.ws.terminate();
+    for (const c of this.clients) c.kill();
     this.clients.clear();
   }
 }

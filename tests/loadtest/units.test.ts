@@ -34,8 +34,10 @@ describe('CLI validation', () => {
     expect(r.ok).toBe(true);
     if (!r.ok) return;
     expect(r.config.healthUrl).toBe('http://127.0.0.1:4000/health');
-    expect(r.config.sourceIps[0]).toBe('127.0.0.2');
     expect(r.config.sourceIps).toHaveLength(16);
+    expect(r.config.sourceIps[0]).toMatch(/^127\.(\d+)\.(\d+)\.1$/);
+    expect(r.config.sourceIps[15]).toBe(r.config.sourceIps[0].replace(/\.1$/, '.16'));
+    expect(r.config.sourceIps[0]).not.toBe('127.0.0.1');
     expect(r.config.workers).toBe(6);
     expect(r.config.progress).toBe(true);
     expect(Object.isFrozen(r.config)).toBe(true);
@@ -98,7 +100,7 @@ describe('limited_by verdict', () => {
   const base: VerdictInput = {
     passed: false, target: 10_000, refused: 0, connectErrors: {}, rejectedByReason: {}, maxConnections: 18_000,
     serverCpu: 0.3, shardCpuMax: 0.1, frontCpu: 0.05, cpuLimit: 7, serverMemoryMb: 500, memoryLimitMb: 10_000,
-    workerCpuMax: 0.2, generatorCpu: 0.5, lateReports: 0, generatorFdSoft: 20_000, local: false, cores: 8, machineBusy: 0.2, memAvailable: 0.8,
+    workerCpuMax: 0.2, generatorCpu: 0.5, lateReports: 0, generatorLagMs: 3, sloP99Ms: 100, generatorFdSoft: 20_000, local: false, cores: 8, machineBusy: 0.2, memAvailable: 0.8,
   };
 
   it('is none when the step passed', () => {
@@ -117,6 +119,8 @@ describe('limited_by verdict', () => {
     expect(decideLimit({ ...base, shardCpuMax: 0.97 }).limited_by).toBe('server_cpu');
     expect(decideLimit({ ...base, serverCpu: 6.5 }).limited_by).toBe('server_cpu');
     expect(decideLimit({ ...base, workerCpuMax: 0.98 }).limited_by).toBe('generator_cpu');
+    // Mean CPU can look fine while bursts make a worker read late: its event-loop lag tells.
+    expect(decideLimit({ ...base, generatorLagMs: 40 }).limited_by).toBe('generator_cpu');
     const shared = decideLimit({ ...base, local: true, cores: 2, machineBusy: 0.97, serverCpu: 0.7, generatorCpu: 1.2 });
     expect(shared.limited_by).toBe('generator_cpu');
     expect(shared.detail).toMatch(/shared machine saturated/);
