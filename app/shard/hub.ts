@@ -54,6 +54,7 @@ export class Hub {
   }
 
   publish(batch: readonly BusMessage[]): void {
+    if (batch.length === 1) return this.publishOne(batch[0]);
     const epoch = ++this.epoch;
     const touched: Subscriber[] = [];
     const mark = (set: Set<Subscriber> | undefined, i: number) => {
@@ -62,7 +63,7 @@ export class Hub {
         if (s.hubEpoch !== epoch) {
           s.hubEpoch = epoch;
           s.hubLast = -1;
-          s.hubDue = [];
+          s.hubDue.length = 0;
           touched.push(s);
         }
         // A client on both `trades:X` and `trades:*` is due the message once.
@@ -81,6 +82,7 @@ export class Hub {
 
     const singles: (Buffer | undefined)[] = new Array(batch.length);
     const arrays = new Map<string, Buffer>();
+    let delivered = 0;
     for (const s of touched) {
       const due = s.hubDue;
       let frame: Buffer;
@@ -95,8 +97,27 @@ export class Hub {
         }
         frame = f;
       }
-      s.hubDue = [];
-      if (s.deliver(frame)) this.deliveries += due.length;
+      if (s.deliver(frame)) delivered += due.length;
     }
+    this.deliveries += delivered;
+  }
+
+  /** The common case at low rates (one message per batch): no per-client bookkeeping at all. */
+  private publishOne(m: BusMessage): void {
+    const exact = this.subs.get(m.channel);
+    const wild = this.subs.get(`${m.stream}:*`);
+    if (!exact && !wild) return;
+    const frame = textFrame(m.payload);
+    let delivered = 0;
+    if (exact && wild) {
+      // Clients on both get the message once: mark the exact ones, skip them in the wildcard set.
+      const epoch = ++this.epoch;
+      for (const s of exact) s.hubEpoch = epoch;
+      for (const s of exact) if (s.deliver(frame)) delivered++;
+      for (const s of wild) if (s.hubEpoch !== epoch && s.deliver(frame)) delivered++;
+    } else {
+      for (const s of (exact ?? wild)!) if (s.deliver(frame)) delivered++;
+    }
+    this.deliveries += delivered;
   }
 }

@@ -115,6 +115,14 @@ describe('hub fan-out', () => {
     hub.publish([msg('prices:Y', '{"n":4}')]);
     expect(c.texts()).toEqual(['{"n":4}']);
     expect(hub.deliveries).toBe(5);
+    // A one-message batch takes the fast path: still once per client, same bytes for all.
+    hub.publish([msg('trades:X', '{"n":5}')]);
+    expect(a.texts().slice(1)).toEqual(['{"n":5}']);
+    expect(b.texts().slice(1)).toEqual(['{"n":5}']);
+    expect(a.frames[1]).toBe(b.frames[1]);
+    hub.publish([msg('trades:W', '{"n":6}')]); // wildcard only
+    expect(a.texts().slice(2)).toEqual(['{"n":6}']);
+    expect(hub.deliveries).toBe(9);
     hub.unsubscribe(a, 'trades:X');
     hub.unsubscribe(b, 'trades:X');
     expect(events).toEqual(['+trades:X', '+trades:*', '+prices:Y', '-trades:X']);
