@@ -8,12 +8,12 @@
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { build } from 'esbuild';
 import { runLoadtest, ROOT } from './lib/loadtest-proc.js';
 import { sampleTree, TreeSampler } from './lib/proc-tree.js';
 import { startServerProc, type ServerProc } from './lib/server-proc.js';
 import { measureWriteFloor } from './lib/write-floor.js';
+import { benchCli } from './lib/cli.js';
 
 const ODIN = path.join(ROOT, 'dist/server.mjs');
 const BASELINE = path.join(ROOT, 'dist/bench/ws-baseline.mjs');
@@ -64,27 +64,7 @@ const USAGE = `usage: npm run bench -- fanout [options]
 
 function parseOpts(argv: string[]): Opts {
   const intFlags = ['hold', 'ramp', 'workers', 'shards', 'rate', 'payload-bytes', 's1-measure', 's2-measure', 's0-target', 's0-shards', 's0-workers', 's0-ramp', 's0-baseline-target'] as const;
-  let v: Record<string, string | boolean | undefined>;
-  try {
-    v = parseArgs({
-      args: argv,
-      strict: true,
-      options: { scenarios: { type: 'string' }, 's1-search': { type: 'string' }, 's2-search': { type: 'string' }, out: { type: 'string' }, help: { type: 'boolean' }, ...Object.fromEntries(intFlags.map((f) => [f, { type: 'string' as const }])) },
-    }).values;
-  } catch (err) {
-    die([(err as Error).message]);
-  }
-  if (v.help) {
-    process.stdout.write(`${USAGE}\n`);
-    process.exit(0);
-  }
-  const problems: string[] = [];
-  const int = (f: string, def: number, min: number, max: number) => {
-    if (v[f] === undefined) return def;
-    const x = Number(v[f]);
-    if (!Number.isInteger(x) || x < min || x > max) problems.push(`--${f}=${JSON.stringify(v[f])}: must be an integer in ${min}..${max}`);
-    return x;
-  };
+  const { v, problems, int, die } = benchCli('fanout', USAGE, argv, { scenarios: { type: 'string' }, 's1-search': { type: 'string' }, 's2-search': { type: 'string' }, out: { type: 'string' }, ...Object.fromEntries(intFlags.map((f) => [f, { type: 'string' as const }])) });
   const search = (f: string, def: Search): Search => {
     if (v[f] === undefined) return def;
     const m = /^(\d+):(\d+):(\d+)$/.exec(String(v[f]));
@@ -125,12 +105,6 @@ function parseOpts(argv: string[]): Opts {
   if (o.scenarios.includes('S0') && o.s0Workers < needed) problems.push(`--s0-workers ${o.s0Workers}: ${o.s0Target} connections need at least ${needed} generator processes`);
   if (problems.length) die(problems);
   return o;
-}
-
-function die(problems: string[]): never {
-  for (const p of problems) process.stderr.write(`bench fanout: ${p}\n`);
-  process.stderr.write('bench fanout: see --help\n');
-  process.exit(2);
 }
 
 const log = (msg: string) => process.stderr.write(`[bench fanout ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);

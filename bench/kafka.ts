@@ -11,7 +11,6 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { parseArgs } from 'node:util';
 import { createTopics, startBroker, type Broker } from '../scripts/kafka.mjs';
 import { parseChannelSpec } from '../app/loadtest/channels.js';
 import { runLoadtest, ROOT } from './lib/loadtest-proc.js';
@@ -26,6 +25,7 @@ import { PacedProducer } from './kafka-lib/paced-producer.js';
 import { preload, RecordSource, tokenNames } from './kafka-lib/records.js';
 import { RoleSampler } from './kafka-lib/roles.js';
 import { verdictK1, verdictK2 } from './kafka-lib/verdict.js';
+import { benchCli } from './lib/cli.js';
 
 const SERVER = path.join(ROOT, 'dist/server.mjs');
 const POLL_MS = 200;
@@ -76,27 +76,7 @@ measures the fan-out (bench fanout), not the Kafka path. Pass --k2-channels trad
 
 function parseOpts(argv: string[]): Opts {
   const ints = ['k2-lower-steps', 'records', 'partitions', 'tokens', 'value-bytes', 'shards', 'clients', 'hold', 'k2-rate', 'workers', 'broker-heap-mb'] as const;
-  let v: Record<string, string | boolean | undefined>;
-  try {
-    v = parseArgs({
-      args: argv,
-      strict: true,
-      options: { scenarios: { type: 'string' }, 'k2-channels': { type: 'string' }, out: { type: 'string' }, help: { type: 'boolean' }, 'no-profile': { type: 'boolean' }, ...Object.fromEntries(ints.map((f) => [f, { type: 'string' as const }])) },
-    }).values;
-  } catch (err) {
-    die([(err as Error).message]);
-  }
-  if (v.help) {
-    process.stdout.write(`${USAGE}\n`);
-    process.exit(0);
-  }
-  const problems: string[] = [];
-  const int = (f: string, def: number, min: number, max: number) => {
-    if (v[f] === undefined) return def;
-    const x = Number(v[f]);
-    if (!Number.isInteger(x) || x < min || x > max) problems.push(`--${f}=${JSON.stringify(v[f])}: must be an integer in ${min}..${max}`);
-    return x;
-  };
+  const { v, problems, int, die } = benchCli('kafka', USAGE, argv, { scenarios: { type: 'string' }, 'k2-channels': { type: 'string' }, out: { type: 'string' }, 'no-profile': { type: 'boolean' }, ...Object.fromEntries(ints.map((f) => [f, { type: 'string' as const }])) });
   const scenarios = String(v.scenarios ?? 'K1,K2').split(',').map((s) => s.trim().toUpperCase());
   if (!scenarios.length || scenarios.some((s) => s !== 'K1' && s !== 'K2') || new Set(scenarios).size !== scenarios.length) {
     problems.push(`--scenarios=${JSON.stringify(v.scenarios)}: a comma list of K1, K2`);
@@ -126,12 +106,6 @@ function parseOpts(argv: string[]): Opts {
   if (o.clients > o.workers * 19_000) problems.push(`--clients ${o.clients} needs more than --workers ${o.workers} generator processes`);
   if (problems.length) die(problems);
   return o;
-}
-
-function die(problems: string[]): never {
-  for (const p of problems) process.stderr.write(`bench kafka: ${p}\n`);
-  process.stderr.write('bench kafka: see --help\n');
-  process.exit(2);
 }
 
 const log = (msg: string) => process.stderr.write(`[bench kafka ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
