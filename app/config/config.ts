@@ -57,6 +57,7 @@ export const SETTINGS = {
   clientOpsPerSec: { env: 'WS_CLIENT_OPS_PER_SEC', flag: 'client-ops-per-sec', schema: int(1, 100_000), def: '50', doc: 'client requests per second (burst 2x) before RATE_LIMITED' },
   busBatchSize: { env: 'WS_BUS_BATCH_SIZE', flag: 'bus-batch-size', schema: int(1, 10_000), def: '100', doc: 'broadcast bus: messages per batch' },
   busFlushMs: { env: 'WS_BUS_FLUSH_MS', flag: 'bus-flush-ms', schema: int(0, 1000), def: '5', doc: 'broadcast bus: longest wait before a partial batch is sent' },
+  headersTimeoutMs: { env: 'WS_HEADERS_TIMEOUT_MS', flag: 'headers-timeout-ms', schema: int(500, 120_000), def: '10000', doc: 'a client must send its whole request head within this (slowloris bound; 408 after)' },
   drainTimeoutMs: { env: 'WS_DRAIN_TIMEOUT_MS', flag: 'drain-timeout-ms', schema: int(100, 600_000), def: '10000', doc: 'shutdown deadline' },
   streams: { env: 'WS_STREAMS', flag: 'streams', schema: list(STREAM_RE, 'a lowercase stream name'), def: 'trades,prices', doc: 'known streams (channel prefixes)' },
   feedTokens: { env: 'FEED_TOKENS', flag: 'feed-tokens', schema: list(TOKEN_RE, 'a token [A-Za-z0-9_.-]{1,64}'), def: 'ODIN1,ODIN2,ODIN3,ODIN4,ODIN5', doc: 'embedded feed: tokens' },
@@ -85,6 +86,7 @@ export interface ServerConfig {
   readonly clientOpsPerSec: number;
   readonly busBatchSize: number;
   readonly busFlushMs: number;
+  readonly headersTimeoutMs: number;
   readonly drainTimeoutMs: number;
   readonly streams: readonly string[];
   readonly feedTokens: readonly string[];

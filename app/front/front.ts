@@ -51,7 +51,16 @@ export class Front {
         for (const s of pool.shards) this.set({ shard: String(s.id) }, s.connections);
       },
     });
-    this.server = http.createServer((req, res) => void this.onRequest(req, res));
+    // A client that never finishes its request head (slowloris) would hold a front fd for Node's
+    // default 60 s, checked only every 30 s: bound both.
+    this.server = http.createServer(
+      {
+        headersTimeout: config.headersTimeoutMs,
+        requestTimeout: config.headersTimeoutMs * 2,
+        connectionsCheckingInterval: Math.min(1000, Math.ceil(config.headersTimeoutMs / 2)),
+      },
+      (req, res) => void this.onRequest(req, res),
+    );
     this.server.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket as net.Socket, head));
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
       // Only when nothing was sent yet: a status line in the middle of a response corrupts it.
