@@ -14,6 +14,7 @@ export type ToShard =
 /** Shard -> front. */
 export type FromShard =
   | { t: 'ready' }
+  | { t: 'got'; n: number } // n `conn` messages arrived (the front's handoff window)
   | { t: 'conn-failed' } // a handed-off socket never became a WebSocket
   | { t: 'closed' } // an established client went away
   | { t: 'sub'; ch: string } // local subscriber count 0 -> 1

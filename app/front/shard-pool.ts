@@ -38,7 +38,46 @@ export class ShardHandle implements BusTarget {
     this.proc.send(msg, handle as never, { keepOpen: false }, () => {});
     return true;
   }
+
+  /**
+   * Node sends one handle at a time per child and queues the rest until the child acks; on each
+   * ack it walks its whole queue, so a deep queue (hundreds during a connect burst) costs the
+   * front O(depth) per connection. Keep Node's queue short and hold the backlog here instead.
+   */
+  private backlog: Array<{ msg: ToShard; socket: net.Socket }> = [];
+  private inFlight = 0;
+
+  sendSocket(msg: ToShard, socket: net.Socket): boolean {
+    if (!this.proc?.connected) return false;
+    if (this.inFlight < HANDOFF_WINDOW) {
+      this.inFlight++;
+      return this.send(msg, socket);
+    }
+    this.backlog.push({ msg, socket });
+    return true;
+  }
+
+  /** The shard reports `n` conn messages arrived: send what waits. */
+  received(n: number): void {
+    this.inFlight = Math.max(0, this.inFlight - n);
+    while (this.inFlight < HANDOFF_WINDOW && this.backlog.length) {
+      const next = this.backlog.shift()!;
+      this.inFlight++;
+      this.send(next.msg, next.socket);
+    }
+  }
+
+  /** The shard is gone: sockets still waiting for it are dropped (their clients reconnect). */
+  resetHandoff(): number {
+    const dropped = this.backlog.length;
+    for (const { socket } of this.backlog) socket.destroy();
+    this.backlog = [];
+    this.inFlight = 0;
+    return dropped;
+  }
 }
+
+const HANDOFF_WINDOW = 4;
 
 export interface HandoffRequest {
   method: string;
@@ -94,7 +133,7 @@ export class ShardPool implements BusTargets {
     // would be read here and lost. Stop reading so they wait in the kernel for the shard.
     // (net.Socket#pause() only stops the libuv read for sockets created with `onread`.)
     (socket as unknown as { _handle?: { readStop?: () => number } })._handle?.readStop?.();
-    const ok = shard.send({ t: 'conn', method: req.method, url: req.url, headers: handshakeHeaders(req.headers), head: req.head.toString('base64'), claims: req.claims }, socket);
+    const ok = shard.sendSocket({ t: 'conn', method: req.method, url: req.url, headers: handshakeHeaders(req.headers), head: req.head.toString('base64'), claims: req.claims }, socket);
     if (ok) shard.connections++;
     return ok;
   }
@@ -159,6 +198,7 @@ export class ShardPool implements BusTargets {
         if (msg.t === 'ready') resolve();
       });
       proc.once('exit', (code, signal) => {
+        s.resetHandoff();
         s.ready = false;
         s.connections = 0;
         s.interest.clear();
@@ -182,6 +222,9 @@ export class ShardPool implements BusTargets {
       case 'ready':
         s.ready = true;
         this.onShardChange();
+        break;
+      case 'got':
+        s.received(msg.n);
         break;
       case 'conn-failed':
       case 'closed':

@@ -154,9 +154,22 @@ export function runShard(config: ServerConfig, id: number): void {
     }, 20);
   }
 
+  // The front keeps only a few handles in flight per shard (see HANDOFF_WINDOW); one `got` per
+  // event-loop turn tells it how many arrived.
+  let gotPending = 0;
+  const ackConn = () => {
+    if (gotPending++ === 0) {
+      setImmediate(() => {
+        send({ t: 'got', n: gotPending });
+        gotPending = 0;
+      });
+    }
+  };
+
   process.on('message', (msg: ToShard, handle?: unknown) => {
     switch (msg.t) {
       case 'conn':
+        ackConn();
         // Node sends the message without the handle when the socket died in the front first.
         if (handle instanceof net.Socket) accept(msg, handle);
         else send({ t: 'conn-failed' });
