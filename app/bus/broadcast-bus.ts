@@ -14,7 +14,7 @@ export interface BusTargets {
 export interface BusTarget {
   readonly id: number;
   /** True when the shard has a subscriber for the concrete channel or its `<stream>:*`. */
-  wants(channel: string, stream: string): boolean;
+  wants(channel: string, wildcard: string): boolean;
   write(batch: Buffer): void;
 }
 
@@ -28,15 +28,16 @@ interface ChannelState {
   seq: number;
   head: Buffer; // the segment's channel header (see encodeSegment)
   prefix: string; // `{"channel":"<channel>","seq":`
+  wildcard: string; // `<stream>:*`
 }
 
-function newChannel(channel: string): ChannelState {
-  return { seq: 0, head: segmentHead(channel), prefix: `{"channel":${JSON.stringify(channel)},"seq":` };
+function newChannel(channel: string, stream: string): ChannelState {
+  return { seq: 0, head: segmentHead(channel), prefix: `{"channel":${JSON.stringify(channel)},"seq":`, wildcard: `${stream}:*` };
 }
 
 interface Pending {
   channel: string;
-  stream: string;
+  wildcard: string;
   segment: Buffer;
 }
 
@@ -66,7 +67,7 @@ export class BroadcastBus implements Dispatch {
       const channel = `${m.stream}:${m.token}`;
       let st = this.channels.get(channel);
       if (!st) {
-        st = newChannel(channel);
+        st = newChannel(channel, m.stream);
         this.channels.set(channel, st);
       }
       const seq = ++st.seq;
@@ -77,7 +78,7 @@ export class BroadcastBus implements Dispatch {
       st.head.copy(segment, 0);
       segment.writeUInt32LE(len, st.head.length);
       segment.write(json, st.head.length + 4);
-      this.pending.push({ channel, stream: m.stream, segment });
+      this.pending.push({ channel, wildcard: st.wildcard, segment });
       this.metrics.latency.observe(Math.max(0, now - m.ts) / 1000);
       if (this.pending.length >= this.opts.batchSize) this.flush();
     }
@@ -101,7 +102,7 @@ export class BroadcastBus implements Dispatch {
     this.metrics.batchSize.observe(batch.length);
     this.targets.forEachTarget((t) => {
       const segs: Buffer[] = [];
-      for (const p of batch) if (t.wants(p.channel, p.stream)) segs.push(p.segment);
+      for (const p of batch) if (t.wants(p.channel, p.wildcard)) segs.push(p.segment);
       if (segs.length) t.write(encodeBatch(segs));
     });
   }

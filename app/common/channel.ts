@@ -24,8 +24,12 @@ export function parseChannel(name: unknown, streams: ReadonlySet<string>): Parse
   return { stream, token, wildcard: false };
 }
 
-export function wildcardOf(stream: string): string {
-  return `${stream}:*`;
+/** The channel's shape without a known-streams check (clients that don't know the server's streams). */
+export function isChannelShape(name: string): boolean {
+  const i = name.indexOf(':');
+  if (i <= 0) return false;
+  const token = name.slice(i + 1);
+  return STREAM_RE.test(name.slice(0, i)) && (token === WILDCARD || TOKEN_RE.test(token));
 }
 
 /** `odin.trades` -> `trades`: a Kafka topic maps to the stream named by its last dot part. */

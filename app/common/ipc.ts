@@ -42,6 +42,8 @@ export interface ShardStats {
 export interface BusMessage {
   readonly channel: string;
   readonly stream: string;
+  /** `<stream>:*`, the wildcard channel that also receives this message. */
+  readonly wildcard: string;
   readonly payload: Buffer;
 }
 
@@ -85,6 +87,8 @@ export function encodeBatch(segments: readonly Buffer[]): Buffer {
 /** Incremental decoder for the bus pipe: feed chunks, get whole batches. */
 export class BatchDecoder {
   private buf: Buffer = Buffer.alloc(0);
+  /** channel -> its stream and wildcard, so the hot path allocates them once per channel. */
+  private readonly names = new Map<string, { stream: string; wildcard: string }>();
 
   push(chunk: Buffer, onBatch: (msgs: BusMessage[]) => void): void {
     this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
@@ -93,25 +97,30 @@ export class BatchDecoder {
       if (this.buf.length < 4 + len) break;
       const body = this.buf.subarray(4, 4 + len);
       this.buf = this.buf.subarray(4 + len);
-      onBatch(decodeBody(body));
+      onBatch(this.decodeBody(body));
     }
   }
-}
 
-function decodeBody(body: Buffer): BusMessage[] {
-  const n = body.readUInt32LE(0);
-  const out: BusMessage[] = new Array(n);
-  let off = 4;
-  for (let i = 0; i < n; i++) {
-    const chLen = body.readUInt16LE(off);
-    const channel = body.toString('utf8', off + 2, off + 2 + chLen);
-    off += 2 + chLen;
-    const pLen = body.readUInt32LE(off);
-    off += 4;
-    const payload = body.subarray(off, off + pLen);
-    off += pLen;
-    const colon = channel.indexOf(':');
-    out[i] = { channel, stream: channel.slice(0, colon), payload };
+  private decodeBody(body: Buffer): BusMessage[] {
+    const n = body.readUInt32LE(0);
+    const out: BusMessage[] = new Array(n);
+    let off = 4;
+    for (let i = 0; i < n; i++) {
+      const chLen = body.readUInt16LE(off);
+      const channel = body.toString('utf8', off + 2, off + 2 + chLen);
+      off += 2 + chLen;
+      const pLen = body.readUInt32LE(off);
+      off += 4;
+      const payload = body.subarray(off, off + pLen);
+      off += pLen;
+      let names = this.names.get(channel);
+      if (!names) {
+        const stream = channel.slice(0, channel.indexOf(':'));
+        names = { stream, wildcard: `${stream}:*` };
+        this.names.set(channel, names);
+      }
+      out[i] = { channel, stream: names.stream, wildcard: names.wildcard, payload };
+    }
+    return out;
   }
-  return out;
 }

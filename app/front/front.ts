@@ -144,29 +144,19 @@ export class Front {
 
   private refuse(socket: net.Socket, reason: RefusalReason): void {
     this.guard.count(reason);
-    const body = JSON.stringify({ error: 'unavailable', reason });
-    socket.end(
-      `HTTP/1.1 503 Service Unavailable\r\nRetry-After: ${this.config.retryAfterS}\r\nContent-Type: application/json\r\n` +
-        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-    );
+    rawReply(socket, 503, { error: 'unavailable', reason }, `Retry-After: ${this.config.retryAfterS}\r\n`);
   }
 
   private onUpgrade(req: http.IncomingMessage, socket: net.Socket, head: Buffer): void {
     socket.on('error', () => socket.destroy());
     const path = (req.url ?? '').split('?')[0];
     if (path !== '/ws') {
-      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-      return;
+      return rawReply(socket, 404, { error: 'not_found', message: 'WebSocket upgrades are served on /ws' });
     }
     // A request no WebSocket server would accept never costs a shard a handoff.
     const bad = upgradeProblem(req);
     if (bad) {
-      const body = JSON.stringify({ error: 'bad_request', message: bad.message });
-      socket.end(
-        `HTTP/1.1 ${bad.status} ${http.STATUS_CODES[bad.status]}\r\n${bad.header ?? ''}Content-Type: application/json\r\n` +
-          `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-      );
-      return;
+      return rawReply(socket, bad.status, { error: 'bad_request', message: bad.message }, bad.header);
     }
     if (this.draining) return this.refuse(socket, 'draining');
     const reason = this.guard.check({ connections: this.pool.totalConnections, ...this.load });
@@ -175,8 +165,7 @@ export class Front {
     void this.auth.verify(req).then((verdict) => {
       if (socket.destroyed) return;
       if (verdict.ok) return this.admit(req, socket, head, verdict.claims);
-      const body = JSON.stringify({ error: 'unauthorized', code: verdict.code });
-      socket.end(`HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+      rawReply(socket, 401, { error: 'unauthorized', code: verdict.code });
     });
   }
 
@@ -265,6 +254,15 @@ export class Front {
 }
 
 const round = (n: number) => Math.round(n * 100) / 100;
+
+/** An HTTP answer written straight to an upgrade socket (no ServerResponse exists there). */
+function rawReply(socket: net.Socket, status: number, body: Record<string, unknown>, extraHeaders = ''): void {
+  const text = JSON.stringify(body);
+  socket.end(
+    `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\n${extraHeaders}Content-Type: application/json\r\n` +
+      `Content-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`,
+  );
+}
 
 /** Node's parser errors that have a more precise status than 400 (as Node's default handler). */
 const CLIENT_ERROR_STATUS: Record<string, number> = {

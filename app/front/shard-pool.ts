@@ -25,8 +25,8 @@ export class ShardHandle implements BusTarget {
 
   constructor(readonly id: number) {}
 
-  wants(channel: string, stream: string): boolean {
-    return this.interest.has(channel) || this.interest.has(`${stream}:*`);
+  wants(channel: string, wildcard: string): boolean {
+    return this.interest.has(channel) || this.interest.has(wildcard);
   }
 
   write(batch: Buffer): void {
@@ -97,7 +97,6 @@ export class ShardPool implements BusTargets {
     private readonly config: ServerConfig,
     private readonly entry: string,
     private readonly log: Logger,
-    private readonly onShardChange: () => void,
   ) {
     this.shards = Array.from({ length: config.shards }, (_, i) => new ShardHandle(i));
   }
@@ -209,7 +208,6 @@ export class ShardPool implements BusTargets {
         const stable = Date.now() - s.startedAt > STABLE_MS;
         const delay = stable ? RESTART_BASE_MS : Math.min(RESTART_MAX_MS, RESTART_BASE_MS * 2 ** Math.min(s.restarts, 6));
         this.log.error({ shard: s.id, code, signal, restarts: s.restarts, restart_in_ms: delay }, 'shard exited; restarting');
-        this.onShardChange();
         setTimeout(() => {
           if (!this.stopping) void this.spawn(s);
         }, delay);
@@ -221,7 +219,6 @@ export class ShardPool implements BusTargets {
     switch (msg.t) {
       case 'ready':
         s.ready = true;
-        this.onShardChange();
         break;
       case 'got':
         s.received(msg.n);

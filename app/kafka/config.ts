@@ -1,6 +1,7 @@
 // KAFKA_* environment variables -> a typed, frozen config for the consumer pool. Returns problems
 // instead of throwing so the server can report them together with its own config errors.
 import { z } from 'zod';
+import { streamOfTopic } from '../common/channel.js';
 
 export interface KafkaConfig {
   readonly brokers: readonly string[];
@@ -23,11 +24,6 @@ export const DEFAULT_TOPICS = ['odin.trades', 'odin.prices'] as const;
 const TOPIC = /^[A-Za-z0-9._-]{1,249}$/;
 const GROUP = /^[A-Za-z0-9._-]{1,249}$/;
 const HOST_PORT = /^([A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*):(\d{1,5})$/;
-
-/** The stream a topic feeds: its last dot-separated part (`odin.trades` -> `trades`). */
-export function topicStream(topic: string): string {
-  return topic.slice(topic.lastIndexOf('.') + 1);
-}
 
 const list = (s: string) =>
   s
@@ -75,10 +71,10 @@ function schema(streams: readonly string[], defaultGroup: string) {
         for (const t of topics) {
           if (!TOPIC.test(t)) {
             ctx.addIssue({ code: 'custom', message: `KAFKA_TOPICS: ${JSON.stringify(t)} is not a valid topic name` });
-          } else if (!streams.includes(topicStream(t))) {
+          } else if (!streams.includes(streamOfTopic(t))) {
             ctx.addIssue({
               code: 'custom',
-              message: `KAFKA_TOPICS: topic ${t} maps to stream ${JSON.stringify(topicStream(t))}, which is not one of the streams ${streams.join(',')}`,
+              message: `KAFKA_TOPICS: topic ${t} maps to stream ${JSON.stringify(streamOfTopic(t))}, which is not one of the streams ${streams.join(',')}`,
             });
           }
         }

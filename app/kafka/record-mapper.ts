@@ -1,7 +1,7 @@
 // One Kafka record -> one SourceMessage, or the reason it is rejected. Pure: the pool counts and
 // logs the rejections; a bad record never reaches the bus and never throws.
 import type { SourceMessage } from '../common/contracts.js';
-import { topicStream } from './config.js';
+import { TOKEN_RE, streamOfTopic } from '../common/channel.js';
 
 export const REJECT_REASONS = ['no_key', 'bad_key', 'not_json', 'not_object', 'oversized', 'unknown_topic'] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number];
@@ -16,7 +16,6 @@ export interface RawRecord {
 
 export type Mapped = { ok: true; message: SourceMessage } | { ok: false; reason: RejectReason };
 
-export const TOKEN = /^[A-Za-z0-9_.-]{1,64}$/;
 
 export function createRecordMapper(opts: { streams: readonly string[]; maxRecordBytes: number; now?: () => number }) {
   const streams = new Set(opts.streams);
@@ -26,7 +25,7 @@ export function createRecordMapper(opts: { streams: readonly string[]; maxRecord
   const stream = (topic: string) => {
     let s = streamOf.get(topic);
     if (s === undefined) {
-      const candidate = topicStream(topic);
+      const candidate = streamOfTopic(topic);
       s = streams.has(candidate) ? candidate : null;
       streamOf.set(topic, s);
     }
@@ -39,7 +38,7 @@ export function createRecordMapper(opts: { streams: readonly string[]; maxRecord
     if (record.key === null || record.key.length === 0) return { ok: false, reason: 'no_key' };
     if (record.key.length > 64) return { ok: false, reason: 'bad_key' };
     const token = record.key.toString('latin1');
-    if (!TOKEN.test(token)) return { ok: false, reason: 'bad_key' };
+    if (!TOKEN_RE.test(token)) return { ok: false, reason: 'bad_key' };
     const value = record.value;
     if (value === null || value.length === 0) return { ok: false, reason: 'not_json' };
     if (value.length > opts.maxRecordBytes) return { ok: false, reason: 'oversized' };

@@ -2,6 +2,8 @@
 // Syntax (--channels): `a,b,c` (every client takes the whole list), `random:K` (K distinct
 // concrete channels per client from those discovered on the server), `none` (idle clients).
 
+import { isChannelShape } from '../common/channel.js';
+
 export type ChannelSpec =
   | { readonly kind: 'list'; readonly channels: readonly string[] }
   | { readonly kind: 'random'; readonly k: number }
@@ -13,7 +15,6 @@ export type ChannelPlan =
   | { readonly kind: 'random'; readonly k: number; readonly pool: readonly string[] }
   | { readonly kind: 'none' };
 
-const CHANNEL_RE = /^[a-z][a-z0-9_-]{0,31}:(\*|[A-Za-z0-9_.-]{1,64})$/;
 const MAX_CHANNELS = 1000;
 
 export function parseChannelSpec(text: string): { ok: true; spec: ChannelSpec } | { ok: false; problem: string } {
@@ -27,7 +28,7 @@ export function parseChannelSpec(text: string): { ok: true; spec: ChannelSpec } 
   }
   const list = s.split(',').map((c) => c.trim()).filter(Boolean);
   if (!list.length) return { ok: false, problem: 'empty; use a channel list, random:K or none' };
-  const bad = list.filter((c) => !CHANNEL_RE.test(c));
+  const bad = list.filter((c) => !isChannelShape(c));
   if (bad.length) return { ok: false, problem: `not <stream>:<token|*>: ${bad.slice(0, 5).join(', ')} (or use random:K, none)` };
   if (new Set(list).size !== list.length) return { ok: false, problem: 'lists a channel twice' };
   if (list.length > MAX_CHANNELS) return { ok: false, problem: `at most ${MAX_CHANNELS} channels` };

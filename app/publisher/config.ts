@@ -2,6 +2,7 @@
 // Every problem is reported together; main exits 2 on any.
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
+import { TOKEN_RE } from '../common/channel.js';
 
 export interface PublisherConfig {
   readonly brokers: readonly string[];
@@ -19,7 +20,6 @@ export interface PublisherConfig {
 
 export type PublisherConfigResult = { ok: true; config: PublisherConfig } | { ok: false; problems: string[] };
 
-const TOKEN = /^[A-Za-z0-9_.-]{1,64}$/;
 const TOPIC = /^[A-Za-z0-9._-]{0,240}\.(trades|prices)$/;
 const HOST_PORT = /^[A-Za-z0-9.-]+:\d{1,5}$/;
 
@@ -38,7 +38,7 @@ const tokens = z.string().transform((s, ctx) => {
   }
   const t = list(s);
   if (t.length === 0) ctx.addIssue({ code: 'custom', message: 'needs at least one token' });
-  for (const x of t) if (!TOKEN.test(x)) ctx.addIssue({ code: 'custom', message: `${JSON.stringify(x)} is not a token [A-Za-z0-9_.-]{1,64}` });
+  for (const x of t) if (!TOKEN_RE.test(x)) ctx.addIssue({ code: 'custom', message: `${JSON.stringify(x)} is not a token [A-Za-z0-9_.-]{1,64}` });
   if (new Set(t).size !== t.length) ctx.addIssue({ code: 'custom', message: 'a token is listed twice' });
   return t;
 });

@@ -1,10 +1,12 @@
 // Synthetic market data: a random walk per token, one record shape per stream. Each value carries
 // its own seq per (stream, token), i.e. per channel, so a subscriber can check it saw every record.
 
+import { streamOfTopic } from '../common/channel.js';
+
 export type Stream = 'trades' | 'prices';
 
 export function streamOf(topic: string): Stream {
-  const s = topic.slice(topic.lastIndexOf('.') + 1);
+  const s = streamOfTopic(topic);
   if (s !== 'trades' && s !== 'prices') throw new Error(`topic ${topic} is neither .trades nor .prices`);
   return s;
 }

@@ -76,7 +76,7 @@ export class Hub {
     for (let i = 0; i < batch.length; i++) {
       const m = batch[i];
       mark(this.subs.get(m.channel), i);
-      mark(this.subs.get(`${m.stream}:*`), i);
+      mark(this.subs.get(m.wildcard), i);
     }
     if (!touched.length) return;
 
@@ -105,7 +105,7 @@ export class Hub {
   /** The common case at low rates (one message per batch): no per-client bookkeeping at all. */
   private publishOne(m: BusMessage): void {
     const exact = this.subs.get(m.channel);
-    const wild = this.subs.get(`${m.stream}:*`);
+    const wild = this.subs.get(m.wildcard);
     if (!exact && !wild) return;
     const frame = textFrame(m.payload);
     let delivered = 0;

@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { Kafka, logLevel, Partitioners, type Admin, type Message } from 'kafkajs';
+import { until } from './server.js';
 import { createTopics, defaultTopics, startBroker, waitReady, type Broker } from '../../scripts/kafka.mjs';
 
 export { createTopics };
@@ -77,10 +78,5 @@ export async function produce(brokers: string, topic: string, messages: Message[
 
 /** Polls until `check` holds or the deadline passes (a bound, not an assertion on time). */
 export async function waitFor(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
+  await until(check, what, timeoutMs);
 }

@@ -95,7 +95,7 @@ class Sink implements Subscriber {
 }
 
 describe('hub fan-out', () => {
-  const msg = (channel: string, body: string): BusMessage => ({ channel, stream: channel.split(':')[0], payload: Buffer.from(body) });
+  const msg = (channel: string, body: string): BusMessage => ({ channel, stream: channel.split(':')[0], wildcard: `${channel.split(':')[0]}:*`, payload: Buffer.from(body) });
 
   it('writes one frame per client per batch, shares identical frames, and dedupes wildcard overlap', () => {
     const events: string[] = [];
