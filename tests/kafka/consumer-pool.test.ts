@@ -126,7 +126,13 @@ describe('kafka consumer pool', () => {
     await withAdmin(brokers, async (admin) => {
       const ours = (await admin.listGroups()).groups.filter((g) => g.groupId.startsWith(prefix));
       expect(ours.map((g) => g.groupId)).toEqual([`${prefix}-group`]);
-      const [group] = (await admin.describeGroups([`${prefix}-group`])).groups;
+      // A group that just formed on freshly created topics may pass through CompletingRebalance
+      // (e.g. a metadata refresh right after the first join); it must settle to Stable.
+      let group = (await admin.describeGroups([`${prefix}-group`])).groups[0];
+      await waitFor(async () => {
+        group = (await admin.describeGroups([`${prefix}-group`])).groups[0];
+        return group.state === 'Stable';
+      }, 'group Stable').catch(() => undefined);
       expect(group.state).toBe('Stable');
       expect(group.members).toHaveLength(1);
       const assignment = AssignerProtocol.MemberAssignment.decode(group.members[0].memberAssignment);
