@@ -2,7 +2,7 @@
 import { AssignerProtocol } from 'kafkajs';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { KafkaConsumerPool } from '../../app/kafka/consumer-pool.js';
-import { createTopics, produce, testBrokers, uniqueName, waitFor, withAdmin } from '../support/kafka.js';
+import { createTopics, describeStableGroup, produce, testBrokers, uniqueName, waitFor, withAdmin } from '../support/kafka.js';
 import { makePool, metricValue, poolConfig, RecordingDispatch } from './helpers.js';
 
 const running: KafkaConsumerPool[] = [];
@@ -126,13 +126,7 @@ describe('kafka consumer pool', () => {
     await withAdmin(brokers, async (admin) => {
       const ours = (await admin.listGroups()).groups.filter((g) => g.groupId.startsWith(prefix));
       expect(ours.map((g) => g.groupId)).toEqual([`${prefix}-group`]);
-      // A group that just formed on freshly created topics may pass through CompletingRebalance
-      // (e.g. a metadata refresh right after the first join); it must settle to Stable.
-      let group = (await admin.describeGroups([`${prefix}-group`])).groups[0];
-      await waitFor(async () => {
-        group = (await admin.describeGroups([`${prefix}-group`])).groups[0];
-        return group.state === 'Stable';
-      }, 'group Stable').catch(() => undefined);
+      const group = await describeStableGroup(admin, `${prefix}-group`);
       expect(group.state).toBe('Stable');
       expect(group.members).toHaveLength(1);
       const assignment = AssignerProtocol.MemberAssignment.decode(group.members[0].memberAssignment);

@@ -1,7 +1,7 @@
 // The whole server on the real broker: records published to Kafka reach WebSocket clients.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestClient, assertNoGaps } from '../support/client.js';
-import { createTopics, produce, startPrivateBroker, testBrokers, uniqueName, withAdmin } from '../support/kafka.js';
+import { createTopics, describeStableGroup, produce, startPrivateBroker, testBrokers, uniqueName, withAdmin } from '../support/kafka.js';
 import { getHealth, startServer, until, type RunningServer } from '../support/server.js';
 
 const tokens = ['AAA', 'BBB', 'CCC', 'DDD'];
@@ -93,8 +93,9 @@ describe('server on Kafka', () => {
     const { groups } = await withAdmin(brokers, (a) => a.listGroups());
     const mine = groups.filter((g) => g.groupId.startsWith('ws-server-test') && g.groupId === group);
     expect(mine).toHaveLength(1);
-    const desc = await withAdmin(brokers, (a) => a.describeGroups([group]));
-    expect(desc.groups[0].members).toHaveLength(1);
+    const desc = await withAdmin(brokers, (a) => describeStableGroup(a, group));
+    expect(desc.state).toBe('Stable');
+    expect(desc.members).toHaveLength(1);
     expect((await getHealth(srv.healthUrl)).body.shards).toHaveLength(3);
   });
 

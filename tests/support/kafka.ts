@@ -63,6 +63,19 @@ export async function withAdmin<T>(brokers: string, fn: (admin: Admin) => Promis
   }
 }
 
+/**
+ * The group's description once it is Stable (or the last one seen, for the caller to assert on):
+ * a group that just formed may still be completing a rebalance, e.g. after a metadata refresh.
+ */
+export async function describeStableGroup(admin: Admin, groupId: string) {
+  let group = (await admin.describeGroups([groupId])).groups[0];
+  await waitFor(async () => {
+    group = (await admin.describeGroups([groupId])).groups[0];
+    return group.state === 'Stable';
+  }, `group ${groupId} Stable`).catch(() => undefined);
+  return group;
+}
+
 /** Sends records in order (one producer, acks from all replicas, idempotent so retries keep order). */
 export async function produce(brokers: string, topic: string, messages: Message[]): Promise<void> {
   const producer = client(brokers).producer({ createPartitioner: Partitioners.DefaultPartitioner, idempotent: true, maxInFlightRequests: 1 });
