@@ -1,0 +1,243 @@
+// H1: what one connection handoff costs on this machine, and why. The front hands every accepted
+// socket to a shard over Node's IPC channel; S0 (bench/fanout.ts) measured ~3x the server CPU
+// per new connection of a single process that accepts its own sockets. This isolates the
+// mechanism from HTTP and WebSocket work: the same N loopback connections are (a) accepted and
+// kept by one process (the baseline) and (b) accepted by a front and sent to K children that keep
+// them, as the server does. It also times a bare acked IPC message against pipelined ones, since
+// Node acks every handle before it sends the next: each handoff is a round trip of wake-ups.
+// Prints one JSON line; never run in CI.
+import { fork, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
+import os from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { benchCli } from './lib/cli.js';
+
+const SELF = fileURLToPath(import.meta.url);
+const DEADLINE_MS = 120_000;
+
+type Cpu = { user: number; system: number };
+const cpuUs = (c: Cpu) => c.user + c.system;
+
+// ---- roles run in forked children -------------------------------------------------------------
+
+/** Opens n connections from `from` (≤ inFlight connecting at once), then waits to be told to close. */
+function connector(port: number, n: number, from: string, inFlight: number): void {
+  const socks: net.Socket[] = [];
+  let started = 0;
+  let open = 0;
+  const next = () => {
+    while (started < n && started - open < inFlight) {
+      started++;
+      const s = net.connect({ port, host: '127.0.0.1', localAddress: from });
+      s.on('error', () => {});
+      s.once('connect', () => {
+        socks.push(s);
+        open++;
+        next();
+      });
+    }
+  };
+  process.on('message', (m: { t: string }) => {
+    if (m.t === 'go') next();
+    if (m.t === 'close') {
+      for (const s of socks) s.destroy();
+      process.send!({ t: 'closed' });
+    }
+  });
+  process.send!({ t: 'ready' });
+}
+
+/** A shard stand-in: keeps each socket it is handed, or accepts its own from a shared listener. */
+function keeper(): void {
+  const kept: net.Socket[] = [];
+  process.on('message', (m: { t: string }, h?: unknown) => {
+    if (m.t === 'conn' && h instanceof net.Socket) kept.push(h);
+    if (m.t === 'listen' && h instanceof net.Server) {
+      h.on('connection', (s) => kept.push(s));
+      process.send!({ t: 'listening' });
+    }
+    if (m.t === 'cpu') process.send!({ t: 'cpu', cpu: process.cpuUsage(), kept: kept.length });
+    if (m.t === 'ping') process.send!({ t: 'pong' });
+  });
+  process.send!({ t: 'ready' });
+}
+
+// ---- the measuring process ---------------------------------------------------------------------
+
+function spawnRole(args: string[]): Promise<ChildProcess> {
+  const child = fork(SELF, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  return new Promise((resolve, reject) => {
+    child.once('message', () => resolve(child));
+    child.once('exit', (code) => reject(new Error(`${args[0]} exited (${code}) before it was ready`)));
+  });
+}
+
+function reply<T>(child: ChildProcess, t: string, send?: object): Promise<T> {
+  return new Promise((resolve) => {
+    const on = (m: { t: string }) => {
+      if (m.t !== t) return;
+      child.off('message', on);
+      resolve(m as T);
+    };
+    child.on('message', on);
+    if (send) child.send(send);
+  });
+}
+
+/**
+ * Accepts n connections with `onConn`; once all are accepted and `settled` resolves (the children
+ * hold every socket), returns this process's CPU and the wall time for the phase.
+ */
+async function acceptPhase(n: number, from: string, onConn: ((s: net.Socket) => void) | 'shared', settled: () => Promise<void>, share?: (server: net.Server) => Promise<void>): Promise<{ cpu: Cpu; wallMs: number }> {
+  const server = net.createServer({ pauseOnConnect: true });
+  await new Promise<void>((r) => server.listen({ port: 0, host: '127.0.0.1', backlog: 4096 }, r));
+  const conn = await spawnRole(['--connector', String((server.address() as net.AddressInfo).port), String(n), from, '200']);
+  let accepted = 0;
+  let allAccepted!: () => void;
+  const all = new Promise<void>((r) => (allAccepted = r));
+  if (onConn === 'shared') {
+    // The children accept on their copies of the listening socket.
+    await share!(server);
+    allAccepted();
+  } else {
+    server.on('connection', (s) => {
+      onConn(s);
+      if (++accepted === n) allAccepted();
+    });
+  }
+  const c0 = process.cpuUsage();
+  const t0 = Date.now();
+  conn.send({ t: 'go' });
+  await all;
+  await settled();
+  const cpu = process.cpuUsage(c0);
+  const wallMs = Date.now() - t0;
+  await reply(conn, 'closed', { t: 'close' });
+  conn.kill();
+  if (server.listening) server.close();
+  return { cpu, wallMs };
+}
+
+async function main(argv: string[]): Promise<void> {
+  const usage = 'usage: npm run bench -- handoff [--connections N] [--shards K] [--messages M]';
+  const { problems, int, die } = benchCli('handoff', usage, argv, {
+    connections: { type: 'string' },
+    shards: { type: 'string' },
+    messages: { type: 'string' },
+  });
+  const n = int('connections', 6000, 100, 19_000);
+  const k = int('shards', 3, 1, 16);
+  const m = int('messages', 5000, 100, 100_000);
+  if (problems.length) die(problems);
+  const hard = setTimeout(() => {
+    process.stderr.write(`bench handoff: deadline of ${DEADLINE_MS / 1000} s passed\n`);
+    process.exit(1);
+  }, DEADLINE_MS);
+  hard.unref();
+
+  // Fresh source addresses each run: the last run's TIME_WAIT ports would slow the connector's
+  // bind() and so the arrival rate, which changes what each accept costs.
+  const net16 = `127.${1 + Math.floor(Math.random() * 250)}.${Math.floor(Math.random() * 256)}`;
+
+  // (a) baseline: one process accepts and keeps its sockets.
+  const kept: net.Socket[] = [];
+  const base = await acceptPhase(n, `${net16}.2`, (s) => kept.push(s), async () => {});
+  for (const s of kept) s.destroy();
+
+  // (b) handoff: the same accepts, each socket sent to the next child in turn.
+  const keepers = await Promise.all(Array.from({ length: k }, () => spawnRole(['--keeper'])));
+  const before = await Promise.all(keepers.map((c) => reply<{ cpu: Cpu }>(c, 'cpu', { t: 'cpu' })));
+  let i = 0;
+  let after: Array<{ cpu: Cpu; kept: number }> = [];
+  const held = async () => {
+    // Polling costs a few messages per round, against thousands of handoffs.
+    for (;;) {
+      after = await Promise.all(keepers.map((c) => reply<{ cpu: Cpu; kept: number }>(c, 'cpu', { t: 'cpu' })));
+      if (after.reduce((sum, a) => sum + a.kept, 0) >= n) return;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  const front = await acceptPhase(n, `${net16}.3`, (s) => keepers[i++ % k].send({ t: 'conn' }, s), held);
+  const shardUs = after.reduce((sum, a, j) => sum + cpuUs(a.cpu) - cpuUs(before[j].cpu), 0);
+  const handed = after.reduce((sum, a) => sum + a.kept, 0);
+
+  // (c) the proposed design: the listener handed to fresh children once; they accept themselves.
+  const acceptors = await Promise.all(Array.from({ length: k }, () => spawnRole(['--keeper'])));
+  let sharedBefore: Array<{ cpu: Cpu }> = [];
+  const sharedPhase = await acceptPhase(n, `${net16}.4`, 'shared', async () => {
+    for (;;) {
+      after = await Promise.all(acceptors.map((c) => reply<{ cpu: Cpu; kept: number }>(c, 'cpu', { t: 'cpu' })));
+      if (after.reduce((sum, a) => sum + a.kept, 0) >= n) return;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }, async (server) => {
+    await Promise.all(acceptors.map((c) => new Promise<void>((resolve) => {
+      c.once('message', () => resolve());
+      c.send({ t: 'listen' }, server);
+    })));
+    // Close this process's copy, or it would accept (and strand) a share of the connections.
+    server.close();
+    sharedBefore = await Promise.all(acceptors.map((c) => reply<{ cpu: Cpu }>(c, 'cpu', { t: 'cpu' })));
+  });
+  const sharedUs = after.reduce((sum, a, j) => sum + cpuUs(a.cpu) - cpuUs(sharedBefore[j].cpu), 0);
+  const spread = after.map((a) => a.kept);
+  for (const c of acceptors) c.kill();
+
+  // (c) the round trip: M messages each waiting for its reply, then M pipelined.
+  const c = keepers[0];
+  let t0 = process.cpuUsage();
+  for (let j = 0; j < m; j++) await reply(c, 'pong', { t: 'ping' });
+  const acked = cpuUs(process.cpuUsage(t0)) / m;
+  t0 = process.cpuUsage();
+  let pongs = 0;
+  await new Promise<void>((resolve) => {
+    const on = (msg: { t: string }) => {
+      if (msg.t === 'pong' && ++pongs === m) {
+        c.off('message', on);
+        resolve();
+      }
+    };
+    c.on('message', on);
+    for (let j = 0; j < m; j++) c.send({ t: 'ping' });
+  });
+  const pipelined = cpuUs(process.cpuUsage(t0)) / m;
+  for (const kp of keepers) kp.kill();
+
+  const baseUs = cpuUs(base.cpu) / n;
+  const frontUs = cpuUs(front.cpu) / n;
+  const shardPerConn = shardUs / n;
+  const r1 = (x: number) => Math.round(x * 10) / 10;
+  const line = {
+    scenario: 'H1',
+    at: new Date().toISOString(),
+    machine: { cpu_model: os.cpus()[0]?.model.trim() ?? 'unknown', cores: os.availableParallelism(), node: process.version, kernel: os.release() },
+    connections: n,
+    shards: k,
+    handed_to_shards: handed,
+    baseline_accept_in_process: { cpu_us_per_conn: r1(baseUs), user_us: r1(base.cpu.user / n), sys_us: r1(base.cpu.system / n), conns_per_s: Math.round((n * 1000) / base.wallMs) },
+    handoff: {
+      front_cpu_us_per_conn: r1(frontUs),
+      front_sys_us_per_conn: r1(front.cpu.system / n),
+      shards_cpu_us_per_conn: r1(shardPerConn),
+      total_cpu_us_per_conn: r1(frontUs + shardPerConn),
+      conns_per_s: Math.round((n * 1000) / front.wallMs),
+    },
+    shared_listener: {
+      front_cpu_us_per_conn: r1(cpuUs(sharedPhase.cpu) / n),
+      shards_cpu_us_per_conn: r1(sharedUs / n),
+      total_cpu_us_per_conn: r1((cpuUs(sharedPhase.cpu) + sharedUs) / n),
+      conns_per_s: Math.round((n * 1000) / sharedPhase.wallMs),
+      per_shard: spread,
+    },
+    ratio_handoff_to_baseline: Math.round(((frontUs + shardPerConn) / baseUs) * 100) / 100,
+    ratio_shared_listener_to_baseline: Math.round(((cpuUs(sharedPhase.cpu) + sharedUs) / n / baseUs) * 100) / 100,
+    ipc_message_front_cpu_us: { acked_round_trip: r1(acked), pipelined: r1(pipelined), ratio: Math.round((acked / pipelined) * 100) / 100 },
+  };
+  process.stdout.write(`${JSON.stringify(line)}\n`);
+  process.exit(0);
+}
+
+const [, , role, ...rest] = process.argv;
+if (role === '--connector') connector(Number(rest[0]), Number(rest[1]), rest[2], Number(rest[3]));
+else if (role === '--keeper') keeper();
+else await main(process.argv.slice(2));
