@@ -14,6 +14,7 @@ import { sampleTree, TreeSampler } from './lib/proc-tree.js';
 import { startServerProc, type ServerProc } from './lib/server-proc.js';
 import { measureWriteFloor } from './lib/write-floor.js';
 import { benchCli } from './lib/cli.js';
+import { machine, machineBusy } from './lib/machine.js';
 
 const ODIN = path.join(ROOT, 'dist/server.mjs');
 const BASELINE = path.join(ROOT, 'dist/bench/ws-baseline.mjs');
@@ -117,22 +118,6 @@ async function buildAll(): Promise<void> {
     // ws is CommonJS and require()s node builtins: give the ESM bundle a require.
     banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
   });
-}
-
-function machine() {
-  return { cpu_model: os.cpus()[0]?.model.trim() ?? 'unknown', cores: os.availableParallelism(), memory_mb: Math.round(os.totalmem() / 1048576), node: process.version, kernel: os.release() };
-}
-
-/** Busy fraction of the machine over `ms`, before a run: other load on a shared box skews figures. */
-async function machineBusy(ms: number): Promise<number> {
-  const read = () => {
-    const f = execFileSync('head', ['-1', '/proc/stat'], { encoding: 'utf8' }).trim().split(/\s+/).slice(1, 9).map(Number);
-    return { busy: f.reduce((a, b) => a + b, 0) - f[3] - f[4], total: f.reduce((a, b) => a + b, 0) };
-  };
-  const a = read();
-  await sleep(ms);
-  const b = read();
-  return r2((b.busy - a.busy) / Math.max(1, b.total - a.total))!;
 }
 
 async function waitHealthy(srv: ServerProc): Promise<void> {

@@ -8,9 +8,9 @@
 // Prints one JSON line; never run in CI.
 import { fork, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
-import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { benchCli } from './lib/cli.js';
+import { machine } from './lib/machine.js';
 
 const SELF = fileURLToPath(import.meta.url);
 const DEADLINE_MS = 120_000;
@@ -72,7 +72,8 @@ function spawnRole(args: string[]): Promise<ChildProcess> {
   });
 }
 
-function reply<T>(child: ChildProcess, t: string, send?: object): Promise<T> {
+/** Sends `send` (with a handle, if given) and resolves with the child's first `t` message. */
+function reply<T>(child: ChildProcess, t: string, send?: object, handle?: net.Server): Promise<T> {
   return new Promise((resolve) => {
     const on = (m: { t: string }) => {
       if (m.t !== t) return;
@@ -80,28 +81,47 @@ function reply<T>(child: ChildProcess, t: string, send?: object): Promise<T> {
       resolve(m as T);
     };
     child.on('message', on);
-    if (send) child.send(send);
+    if (send) child.send(send, handle);
   });
 }
 
+type Sample = { cpu: Cpu; kept: number };
+const sample = (cs: ChildProcess[]) => Promise.all(cs.map((c) => reply<Sample>(c, 'cpu', { t: 'cpu' })));
+const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+const cpuSince = (before: Sample[], after: Sample[]) => sum(after.map((a, j) => cpuUs(a.cpu) - cpuUs(before[j].cpu)));
+
+/** Polls the children (a few messages a round, against thousands of sockets) until they hold n. */
+async function held(cs: ChildProcess[], n: number): Promise<Sample[]> {
+  for (;;) {
+    const s = await sample(cs);
+    if (sum(s.map((x) => x.kept)) >= n) return s;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 /**
- * Accepts n connections with `onConn`; once all are accepted and `settled` resolves (the children
- * hold every socket), returns this process's CPU and the wall time for the phase.
+ * n connections arrive at a fresh listener, taken either by this process (`onConn`) or by
+ * children it hands the listener to (`share`, before the clock starts). Once all are taken and
+ * `settled` resolves, returns this process's CPU and the wall time for the phase.
  */
-async function acceptPhase(n: number, from: string, onConn: ((s: net.Socket) => void) | 'shared', settled: () => Promise<void>, share?: (server: net.Server) => Promise<void>): Promise<{ cpu: Cpu; wallMs: number }> {
+async function acceptPhase(
+  n: number,
+  from: string,
+  take: { onConn: (s: net.Socket) => void } | { share: (server: net.Server) => Promise<void> },
+  settled: () => Promise<void>,
+): Promise<{ cpu: Cpu; wallMs: number }> {
   const server = net.createServer({ pauseOnConnect: true });
   await new Promise<void>((r) => server.listen({ port: 0, host: '127.0.0.1', backlog: 4096 }, r));
   const conn = await spawnRole(['--connector', String((server.address() as net.AddressInfo).port), String(n), from, '200']);
   let accepted = 0;
   let allAccepted!: () => void;
   const all = new Promise<void>((r) => (allAccepted = r));
-  if (onConn === 'shared') {
-    // The children accept on their copies of the listening socket.
-    await share!(server);
+  if ('share' in take) {
+    await take.share(server);
     allAccepted();
   } else {
     server.on('connection', (s) => {
-      onConn(s);
+      take.onConn(s);
       if (++accepted === n) allAccepted();
     });
   }
@@ -141,49 +161,38 @@ async function main(argv: string[]): Promise<void> {
 
   // (a) baseline: one process accepts and keeps its sockets.
   const kept: net.Socket[] = [];
-  const base = await acceptPhase(n, `${net16}.2`, (s) => kept.push(s), async () => {});
+  const base = await acceptPhase(n, `${net16}.2`, { onConn: (s) => kept.push(s) }, async () => {});
   for (const s of kept) s.destroy();
 
   // (b) handoff: the same accepts, each socket sent to the next child in turn.
   const keepers = await Promise.all(Array.from({ length: k }, () => spawnRole(['--keeper'])));
-  const before = await Promise.all(keepers.map((c) => reply<{ cpu: Cpu }>(c, 'cpu', { t: 'cpu' })));
+  const before = await sample(keepers);
+  let after: Sample[] = [];
   let i = 0;
-  let after: Array<{ cpu: Cpu; kept: number }> = [];
-  const held = async () => {
-    // Polling costs a few messages per round, against thousands of handoffs.
-    for (;;) {
-      after = await Promise.all(keepers.map((c) => reply<{ cpu: Cpu; kept: number }>(c, 'cpu', { t: 'cpu' })));
-      if (after.reduce((sum, a) => sum + a.kept, 0) >= n) return;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  };
-  const front = await acceptPhase(n, `${net16}.3`, (s) => keepers[i++ % k].send({ t: 'conn' }, s), held);
-  const shardUs = after.reduce((sum, a, j) => sum + cpuUs(a.cpu) - cpuUs(before[j].cpu), 0);
-  const handed = after.reduce((sum, a) => sum + a.kept, 0);
+  const front = await acceptPhase(n, `${net16}.3`, { onConn: (s) => keepers[i++ % k].send({ t: 'conn' }, s) }, async () => {
+    after = await held(keepers, n);
+  });
+  const shardUs = cpuSince(before, after);
+  const handed = sum(after.map((a) => a.kept));
 
   // (c) the proposed design: the listener handed to fresh children once; they accept themselves.
   const acceptors = await Promise.all(Array.from({ length: k }, () => spawnRole(['--keeper'])));
-  let sharedBefore: Array<{ cpu: Cpu }> = [];
-  const sharedPhase = await acceptPhase(n, `${net16}.4`, 'shared', async () => {
-    for (;;) {
-      after = await Promise.all(acceptors.map((c) => reply<{ cpu: Cpu; kept: number }>(c, 'cpu', { t: 'cpu' })));
-      if (after.reduce((sum, a) => sum + a.kept, 0) >= n) return;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }, async (server) => {
-    await Promise.all(acceptors.map((c) => new Promise<void>((resolve) => {
-      c.once('message', () => resolve());
-      c.send({ t: 'listen' }, server);
-    })));
+  let sharedBefore: Sample[] = [];
+  let sharedAfter: Sample[] = [];
+  const share = async (server: net.Server) => {
+    await Promise.all(acceptors.map((c) => reply(c, 'listening', { t: 'listen' }, server)));
     // Close this process's copy, or it would accept (and strand) a share of the connections.
     server.close();
-    sharedBefore = await Promise.all(acceptors.map((c) => reply<{ cpu: Cpu }>(c, 'cpu', { t: 'cpu' })));
+    sharedBefore = await sample(acceptors);
+  };
+  const sharedPhase = await acceptPhase(n, `${net16}.4`, { share }, async () => {
+    sharedAfter = await held(acceptors, n);
   });
-  const sharedUs = after.reduce((sum, a, j) => sum + cpuUs(a.cpu) - cpuUs(sharedBefore[j].cpu), 0);
-  const spread = after.map((a) => a.kept);
+  const sharedUs = cpuSince(sharedBefore, sharedAfter);
+  const spread = sharedAfter.map((a) => a.kept);
   for (const c of acceptors) c.kill();
 
-  // (c) the round trip: M messages each waiting for its reply, then M pipelined.
+  // (d) the round trip: M messages each waiting for its reply, then M pipelined.
   const c = keepers[0];
   let t0 = process.cpuUsage();
   for (let j = 0; j < m; j++) await reply(c, 'pong', { t: 'ping' });
@@ -210,7 +219,7 @@ async function main(argv: string[]): Promise<void> {
   const line = {
     scenario: 'H1',
     at: new Date().toISOString(),
-    machine: { cpu_model: os.cpus()[0]?.model.trim() ?? 'unknown', cores: os.availableParallelism(), node: process.version, kernel: os.release() },
+    machine: machine(),
     connections: n,
     shards: k,
     handed_to_shards: handed,

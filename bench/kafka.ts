@@ -20,7 +20,7 @@ import { baselineConsume } from './kafka-lib/baseline-consumer.js';
 import { cleanupAll, installSignalCleanup, onCleanup } from './kafka-lib/cleanup.js';
 import { summarizeProfile } from './kafka-lib/cpu-profile.js';
 import { getHealth, pollRecords, waitHealth, type CountSample } from './kafka-lib/health.js';
-import { loadAverage, machine, machineBusy } from './kafka-lib/machine.js';
+import { loadAverage, machine, machineBusy } from './lib/machine.js';
 import { PacedProducer } from './kafka-lib/paced-producer.js';
 import { preload, RecordSource, tokenNames } from './kafka-lib/records.js';
 import { RoleSampler } from './kafka-lib/roles.js';

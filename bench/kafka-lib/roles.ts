@@ -3,7 +3,7 @@
 // load generator (every other descendant of this process), and the rest of the shared machine.
 import { readFileSync } from 'node:fs';
 import { processTree } from '../lib/proc-tree.js';
-import { machineTicks } from './machine.js';
+import { machineTicks } from '../lib/machine.js';
 
 export const ROLES = ['broker', 'front', 'shards', 'bench', 'generator'] as const;
 export type Role = (typeof ROLES)[number];

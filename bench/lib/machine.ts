@@ -2,15 +2,12 @@
 // other people also use mean little without the load next to them.
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
+import { machineInfo } from '../../app/loadtest/machine.js';
 
+/** The machine fields every benchmark line carries (the load generator's own description). */
 export function machine() {
-  return {
-    cpu_model: os.cpus()[0]?.model.trim() ?? 'unknown',
-    cores: os.availableParallelism(),
-    memory_mb: Math.round(os.totalmem() / 1048576),
-    node: process.version,
-    kernel: os.release(),
-  };
+  const { cpu_model, cores, memory_mb, node, kernel } = machineInfo();
+  return { cpu_model, cores, memory_mb, node, kernel };
 }
 
 export const loadAverage = () => os.loadavg().map((x) => Math.round(x * 100) / 100) as [number, number, number];
