@@ -114,7 +114,7 @@ const r2 = (x: number | null) => (x === null || !Number.isFinite(x) ? null : Mat
 
 async function buildAll(): Promise<void> {
   execFileSync(process.execPath, [path.join(ROOT, 'scripts/build.mjs'), 'server', 'loadtest'], { stdio: 'inherit' });
-  await build({ entryPoints: [path.join(ROOT, 'bench/baseline/ws-baseline.ts')], outfile: BASELINE, bundle: true, platform: 'node', target: 'node20', format: 'esm', logLevel: 'warning',
+  await build({ entryPoints: [path.join(ROOT, 'bench/baseline/ws-baseline.ts')], outfile: BASELINE, bundle: true, platform: 'node', target: 'node24', format: 'esm', logLevel: 'warning',
     // ws is CommonJS and require()s node builtins: give the ESM bundle a require.
     banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
   });

@@ -22,7 +22,7 @@ export async function bundle({ only, outdir = path.join(root, 'dist') } = {}) {
         outfile: path.join(outdir, `${name}.mjs`),
         bundle: true,
         platform: 'node',
-        target: 'node20',
+        target: 'node24',
         format: 'esm',
         sourcemap: 'linked',
         logLevel: 'warning',

@@ -5,7 +5,7 @@ import type { StackConfig } from './config/schema.js';
 import { PORTS, type DeploymentPlan } from './plan.js';
 import { fillTemplate, renderEnvFile, renderStartupScript, type StagedFile } from './render.js';
 
-export const NODE_MAJOR = '20';
+export const NODE_MAJOR = '24';
 
 /** /etc/odin/ws.env: the server's whole configuration (see odin-ws.service). */
 export function wsEnv(config: StackConfig, plan: DeploymentPlan): string {
