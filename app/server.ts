@@ -8,7 +8,7 @@ import { BroadcastBus } from './bus/broadcast-bus.js';
 import { createBusMetrics } from './bus/bus-metrics.js';
 import type { MessageSource } from './common/contracts.js';
 import { EXIT_CONFIG } from './common/errors.js';
-import { createLogger } from './common/logger.js';
+import { createLogger, type Logger } from './common/logger.js';
 import { parseConfig, type ServerConfig } from './config/config.js';
 import { Front } from './front/front.js';
 import { ShardPool } from './front/shard-pool.js';
@@ -28,6 +28,7 @@ async function main(): Promise<void> {
   }
   const config = parsed.config;
   const log = createLogger(config.logLevel, { role: 'front' });
+  for (const w of parsed.warnings) log.warn(w);
   const registry = new Registry();
 
   let front: Front | null = null;
@@ -35,7 +36,7 @@ async function main(): Promise<void> {
   const pool = new ShardPool(config, entry, log);
   const bus = new BroadcastBus({ batchSize: config.busBatchSize, flushMs: config.busFlushMs }, pool, log, createBusMetrics(registry));
   const source: MessageSource = createSource(config, bus, log, registry);
-  const auth = await createAuth(config);
+  const auth = await createAuth(config, log);
 
   log.info({ mode: config.mode, shards: config.shards }, 'sharded mode enabled');
   bus.start();
@@ -70,10 +71,12 @@ function releaseVersion(entry: string): string {
   }
 }
 
-async function createAuth(config: ServerConfig) {
-  if (!config.authSecret) return null;
-  const { JwtAuthenticator } = await import('./front/jwt-auth.js');
-  return new JwtAuthenticator(config.authSecret);
+async function createAuth(config: ServerConfig, log: Logger) {
+  if (!config.auth) return null;
+  const { secrets, requireExp, audience, issuer, clockToleranceS } = config.auth;
+  log.info({ secrets: secrets.length, require_exp: requireExp, audience, issuer, clock_tolerance_s: clockToleranceS }, 'auth enabled');
+  const { createAuthenticator } = await import('./auth/jwt-auth.js');
+  return createAuthenticator(config.auth);
 }
 
 main().catch((err) => {

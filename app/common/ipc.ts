@@ -25,6 +25,8 @@ export type FromShard =
 /** Channel restrictions from an auth token; null/undefined = every channel allowed. */
 export interface ChannelClaims {
   channels?: string[];
+  /** The token's `exp` (seconds since the epoch); the shard closes the client after it. */
+  exp?: number;
 }
 
 export interface ShardStats {

@@ -9,7 +9,8 @@ import type { HealthBody, MessageSource } from '../common/contracts.js';
 import type { Logger } from '../common/logger.js';
 import { ResourceGuard, perShardSocketLimit, type RefusalReason } from './guard.js';
 import type { ShardPool } from './shard-pool.js';
-import type { Authenticator } from './auth.js';
+import type { Authenticator } from '../auth/auth.js';
+import { upgradeProblem } from '../protocol/handshake.js';
 import type { ChannelClaims } from '../common/ipc.js';
 
 const SAMPLE_MS = 1000;
@@ -156,7 +157,7 @@ export class Front {
     // A request no WebSocket server would accept never costs a shard a handoff.
     const bad = upgradeProblem(req);
     if (bad) {
-      return rawReply(socket, bad.status, { error: 'bad_request', message: bad.message }, bad.header);
+      return rawReply(socket, bad.status, { error: 'bad_request', code: bad.code, message: bad.message }, bad.header);
     }
     if (this.draining) return this.refuse(socket, 'draining');
     const reason = this.guard.check({ connections: this.pool.totalConnections, ...this.load });
@@ -270,18 +271,3 @@ const CLIENT_ERROR_STATUS: Record<string, number> = {
   HPE_CHUNK_EXTENSIONS_OVERFLOW: 413,
   ERR_HTTP_REQUEST_TIMEOUT: 408,
 };
-
-const WS_KEY_RE = /^[+/0-9A-Za-z]{22}==$/;
-
-/** The RFC 6455 §4.2.1 checks `ws` would make in the shard, made before the handoff. */
-export function upgradeProblem(req: http.IncomingMessage): { status: number; message: string; header?: string } | null {
-  if (req.method !== 'GET') return { status: 405, message: 'a WebSocket upgrade must be a GET' };
-  if (req.headers.upgrade?.toLowerCase() !== 'websocket') return { status: 400, message: 'Upgrade header must be websocket' };
-  const key = req.headers['sec-websocket-key'];
-  if (typeof key !== 'string' || !WS_KEY_RE.test(key)) return { status: 400, message: 'missing or invalid Sec-WebSocket-Key (16 random bytes, base64)' };
-  const version = req.headers['sec-websocket-version'];
-  if (version !== '13' && version !== '8') {
-    return { status: 400, message: 'missing or unsupported Sec-WebSocket-Version', header: 'Sec-WebSocket-Version: 13, 8\r\n' };
-  }
-  return null;
-}

@@ -9,6 +9,9 @@ import { BUS_FD, BatchDecoder, type FromShard, type ShardStats, type ToShard } f
 import { createLogger } from '../common/logger.js';
 import { Client } from './client.js';
 import { Hub } from './hub.js';
+import { chooseProtocol } from '../protocol/handshake.js';
+import { createAuthenticator } from '../auth/jwt-auth.js';
+import { ExpirySweep } from '../auth/expiry-sweep.js';
 
 const STATS_MS = 1000;
 const GATE_TIMEOUT_MS = 2000;
@@ -64,6 +67,8 @@ export function runShard(config: ServerConfig, id: number): void {
       m.slow.inc();
     },
     onError: (code: string) => m.errors.inc({ code }),
+    auth: config.auth ? createAuthenticator(config.auth) : null,
+    expiry: new ExpirySweep(),
   };
 
   const wss = new WebSocketServer({
@@ -192,16 +197,4 @@ export function runShard(config: ServerConfig, id: number): void {
 
   log.debug('shard ready');
   send({ t: 'ready' });
-}
-
-/**
- * The subprotocol to answer with. A client that offers any protocol fails the handshake unless
- * the server picks one of them, but echoing `bearer.<jwt>` would copy the credential into the
- * response: prefer any other offered protocol, and answer with the bearer entry only when it is
- * the sole offer.
- */
-export function chooseProtocol(offered: Set<string>): string | false {
-  for (const p of offered) if (!p.startsWith('bearer.')) return p;
-  const first = offered.values().next();
-  return first.done ? false : first.value;
 }
