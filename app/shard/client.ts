@@ -8,7 +8,7 @@ import type { ChannelClaims } from '../common/ipc.js';
 import type { Hub, Subscriber } from './hub.js';
 import type { Authenticator } from '../auth/auth.js';
 import type { ExpirySweep, Expiring } from '../auth/expiry-sweep.js';
-import { MAX_TOKEN_CHARS } from '../auth/jwt-auth.js';
+import { refreshToken } from '../protocol/refresh.js';
 
 export interface ClientContext {
   readonly hub: Hub;
@@ -207,11 +207,12 @@ export class Client implements Subscriber, Expiring {
   private refresh(token: unknown, id: Id): void {
     const auth = this.ctx.auth;
     if (!auth) return this.error(ErrorCode.AUTH_DISABLED, id);
-    if (typeof token !== 'string' || token.length === 0 || token.length > MAX_TOKEN_CHARS) return this.error(ErrorCode.BAD_REQUEST, id);
+    const valid = refreshToken.safeParse(token);
+    if (!valid.success) return this.error(ErrorCode.BAD_REQUEST, id);
     // Filled in once the token is checked; reply() sends it in request order.
     const body: Record<string, unknown> = {};
     const checked = auth
-      .verifyToken(token)
+      .verifyToken(valid.data)
       .catch(() => ({ ok: false, code: ErrorCode.TOKEN_INVALID }) as const)
       .then((v) => {
         if (this.closed) return;

@@ -232,6 +232,7 @@ describe('auth (WS_AUTH_SECRET_FILE with a rotation, audience, issuer)', () => {
       ['claim no longer allows a held channel', await token({ channels: ['prices:*'] }, { exp: now() + 300 }), 'FORBIDDEN_CHANNEL'],
       ['token not a string', { jwt: 1 }, 'BAD_REQUEST'],
       ['empty token', '', 'BAD_REQUEST'],
+      ['token over 8192 chars', 'x'.repeat(9000), 'BAD_REQUEST'],
     ];
     for (const [what, tok, code] of refusals) {
       expect(await c.request({ op: 'refresh', token: tok }), what).toMatchObject({ op: 'error', code });
