@@ -281,6 +281,17 @@ describe('auth with WS_AUTH_SECRET (discouraged) and WS_AUTH_REQUIRE_EXP=false',
     expect(JSON.stringify(srv.logs) + srv.stderr()).not.toContain(CURRENT);
   });
 
+  it('applies the clock tolerance (default 5 s) at connect and to the 4001 close', async () => {
+    const exp = now() - 2; // passed, but within the tolerance
+    const c = await TestClient.connect(`${srv.wsUrl}?token=${await token({}, { exp })}`);
+    expect((await c.subscribe(['trades:ODIN2'])).op).toBe('subscribed');
+    await until(() => c.closeCode !== null, 'client closed once exp + tolerance passed', 20_000);
+    expect(c.closeCode).toBe(4001);
+    expect(Date.now()).toBeGreaterThanOrEqual((exp + 5) * 1000);
+    const beyond = await TestClient.connect(`${srv.wsUrl}?token=${await token({}, { exp: now() - 10 })}`).catch((e) => e);
+    expect(beyond.status).toBe(401);
+  });
+
   it('accepts a token without exp (no audience or issuer checked) and keeps it; one with exp still runs out', async () => {
     const forever = await TestClient.connect(`${srv.wsUrl}?token=${await token({}, { exp: null, aud: null, iss: null })}`);
     expect((await forever.subscribe(['trades:ODIN1'])).op).toBe('subscribed');
