@@ -8,8 +8,8 @@ import { BroadcastBus } from './bus/broadcast-bus.js';
 import { createBusMetrics } from './bus/bus-metrics.js';
 import type { MessageSource } from './common/contracts.js';
 import { EXIT_CONFIG } from './common/errors.js';
-import { createLogger } from './common/logger.js';
-import { parseConfig } from './config/config.js';
+import { createLogger, type Logger } from './common/logger.js';
+import { parseConfig, type ServerConfig } from './config/config.js';
 import { Front } from './front/front.js';
 import { ShardPool } from './front/shard-pool.js';
 import { runShard } from './shard/shard.js';
@@ -28,6 +28,8 @@ async function main(): Promise<void> {
   }
   const config = parsed.config;
   const log = createLogger(config.logLevel, { role: 'front' });
+  for (const w of parsed.warnings) log.warn(w);
+  logAuth(config, log);
   const registry = new Registry();
 
   const entry = fileURLToPath(import.meta.url);
@@ -65,6 +67,13 @@ function releaseVersion(entry: string): string {
   } catch {
     return process.env.ODIN_VERSION || 'dev';
   }
+}
+
+/** Shards verify tokens (they answer the upgrades); the front only says how auth is set up. */
+function logAuth(config: ServerConfig, log: Logger): void {
+  if (!config.auth) return;
+  const { secrets, requireExp, audience, issuer, clockToleranceS } = config.auth;
+  log.info({ secrets: secrets.length, require_exp: requireExp, audience, issuer, clock_tolerance_s: clockToleranceS }, 'auth enabled');
 }
 
 main().catch((err) => {

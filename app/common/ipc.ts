@@ -23,6 +23,7 @@ export type FromShard =
   | { t: 'load'; held: number; open: number; consumed: number; issued: number; gen: number } // admission report (see front/admission.ts)
   | { t: 'relay' } // with a handle: an unread connection for another shard
   | { t: 'relay-failed' } // a relayed handle arrived without its socket
+  | { t: 'relay-got'; n: number } // n relayed connections arrived (the front closes its copies)
   | { t: 'sub'; ch: string } // local subscriber count 0 -> 1
   | { t: 'unsub'; ch: string } // local subscriber count 1 -> 0
   | { t: 'stats'; stats: ShardStats }
@@ -32,6 +33,8 @@ export type FromShard =
 /** Channel restrictions from an auth token; null/undefined = every channel allowed. */
 export interface ChannelClaims {
   channels?: string[];
+  /** The token's `exp` (seconds since the epoch); the shard closes the client after it. */
+  exp?: number;
 }
 
 export interface ShardStats {

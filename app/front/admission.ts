@@ -37,8 +37,10 @@ interface Slot {
   consumed: number;
   /** The current grant. Lowering it (revoking credits) is safe at once; raising it spends `free`. */
   issued: number;
-  /** The grant the shard last said it applies: until it confirms a lower one, it may spend up to this. */
+  /** The grant the shard last said it applies. */
   applied: number;
+  /** The highest grant sent since the shard last confirmed the current one: it may apply any of them. */
+  peak: number;
   /** Relays sent to this shard that it has not reported yet: counted as held meanwhile. */
   inbound: number;
   gen: number;
@@ -46,11 +48,13 @@ interface Slot {
   relay: number;
 }
 
-const empty = (live: boolean): Slot => ({ live, held: 0, open: 0, consumed: 0, issued: 0, applied: 0, inbound: 0, gen: 0, appliedGen: 0, relay: 0 });
+const MAX_INBOUND = 8;
+
+const empty = (live: boolean): Slot => ({ live, held: 0, open: 0, consumed: 0, issued: 0, applied: 0, peak: 0, inbound: 0, gen: 0, appliedGen: 0, relay: 0 });
 
 /** The balance tolerance: how far above the mean a shard may drift before it relays. */
 export function tolerance(mean: number): number {
-  return Math.max(2, Math.floor(mean * 0.015));
+  return Math.max(2, Math.floor(mean * 0.01));
 }
 
 export class AdmissionLedger {
@@ -80,6 +84,7 @@ export class AdmissionLedger {
     s.consumed = Math.max(s.consumed, load.consumed);
     s.applied = load.issued;
     s.appliedGen = load.gen;
+    if (load.gen === s.gen) s.peak = s.issued;
     s.inbound = 0;
   }
 
@@ -89,9 +94,16 @@ export class AdmissionLedger {
     return n;
   }
 
-  /** Credits a shard may still spend, counting a higher grant it has not yet confirmed lowering. */
+  /** Credits a shard may still spend: any grant in flight may be the one it applies. */
   private committed(s: Slot): number {
-    return Math.max(0, Math.max(s.issued, s.applied) - s.consumed);
+    return Math.max(0, Math.max(s.peak, s.issued, s.applied) - s.consumed);
+  }
+
+  private setIssued(s: Slot, issued: number): void {
+    if (issued === s.issued) return;
+    s.issued = issued;
+    s.peak = Math.max(s.peak, issued);
+    s.gen++;
   }
 
   private outstanding(s: Slot): number {
@@ -114,7 +126,7 @@ export class AdmissionLedger {
       const slack = Math.max(1, Math.ceil((budget / live.length) * 0.05));
       order.forEach((s, rank) => {
         const target = s.consumed + share(rank);
-        if (s.issued > target + slack || (share(rank) === 0 && s.issued > target)) s.issued = target;
+        if (s.issued > target + slack || (share(rank) === 0 && s.issued > target)) this.setIssued(s, target);
       });
       let free = this.maxConnections;
       for (const s of this.slots) free -= s.held + s.inbound + (s.live ? this.committed(s) : 0);
@@ -122,7 +134,7 @@ export class AdmissionLedger {
         const want = s.consumed + share(rank) - s.issued;
         if (want <= 0 || (want < slack && this.outstanding(s) > 0)) return;
         const n = Math.min(want, Math.max(0, free));
-        s.issued += n;
+        this.setIssued(s, s.issued + n);
         free -= n;
       });
     }
@@ -131,7 +143,9 @@ export class AdmissionLedger {
     return this.slots.map((s) => {
       if (s.live && live.length > 1 && s.appliedGen === s.gen) {
         const over = s.open + s.inbound - mean;
-        const relay = over > tol ? Math.ceil(over - tol / 2) : 0;
+        // Half the excess per round: a starved shard's count lags (its kernel backlog is not
+        // counted), so correcting all of it at once overshoots into it.
+        const relay = over > tol ? Math.ceil((over - tol / 2) / 2) : 0;
         if (relay !== s.relay) {
           s.relay = relay;
           s.gen++;
@@ -146,7 +160,9 @@ export class AdmissionLedger {
     let best = -1;
     for (let i = 0; i < this.slots.length; i++) {
       const s = this.slots[i];
-      if (i === from || !s.live || this.outstanding(s) <= s.inbound) continue;
+      // At most a few relays in flight per shard until it reports again (a starved shard is slow
+      // to report, so it is not flooded with connections it cannot yet take).
+      if (i === from || !s.live || this.outstanding(s) <= s.inbound || s.inbound >= MAX_INBOUND) continue;
       if (best < 0 || s.open + s.inbound < this.slots[best].open + this.slots[best].inbound) best = i;
     }
     if (best < 0) return null;

@@ -32,6 +32,8 @@ export class ShardHandle implements BusTarget {
   readonly interest = new Set<string>();
   lastGrant = '';
   readonly statsWaiters: Array<() => void> = [];
+  /** Relayed sockets sent to this shard and not yet confirmed: the front's copies, closed on `relay-got`. */
+  readonly relaysInFlight: net.Socket[] = [];
 
   constructor(readonly id: number) {}
 
@@ -238,6 +240,9 @@ export class ShardPool implements BusTargets {
         } else this.onMessage(s, msg, handle);
       });
       proc.once('exit', (code, signal) => {
+        // Relayed sockets it never confirmed would hang their clients: close them (they reconnect).
+        this.relayFailed += s.relaysInFlight.length;
+        for (const sock of s.relaysInFlight.splice(0)) sock.destroy();
         s.ready = false;
         s.held = 0;
         s.interest.clear();
@@ -268,6 +273,9 @@ export class ShardPool implements BusTargets {
         break;
       case 'relay-failed':
         this.relayFailed++;
+        break;
+      case 'relay-got':
+        for (const sock of s.relaysInFlight.splice(0, msg.n)) sock.destroy();
         break;
       case 'sub':
         s.interest.add(msg.ch);
@@ -309,11 +317,15 @@ export class ShardPool implements BusTargets {
     this.tick(); // credits freed since the last tick may be what the relay needs
     const to = this.ledger.relayTarget(from.id);
     const target = to === null ? from : this.shards[to];
-    if (!target.send({ t: 'conn' }, socket)) {
+    // keepOpen: the front's copy stays open until the shard confirms it has its own, so a shard
+    // that dies with relays in flight cannot leave a client hanging on a handle nobody owns.
+    if (!target.proc?.connected) {
       this.relayFailed++;
       socket.destroy();
       return;
     }
+    target.relaysInFlight.push(socket);
+    target.proc.send({ t: 'conn' } satisfies ToShard, socket as never, { keepOpen: true }, () => {});
     if (target !== from) this.relayed++;
   }
 }

@@ -99,6 +99,11 @@ export class AdmissionGate {
     });
   }
 
+  /** Sends the pending report now (the simulation in tests/unit/admission.test.ts has no event loop). */
+  flushForTest(): void {
+    this.report();
+  }
+
   private report(): void {
     const open = this.held + this.pending();
     const key = `${this.held}/${open}/${this.consumed}/${this.issued}/${this.gen}`;

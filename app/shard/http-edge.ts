@@ -5,7 +5,8 @@ import http from 'node:http';
 import net from 'node:net';
 import type { WebSocket, WebSocketServer } from 'ws';
 import type { ChannelClaims } from '../common/ipc.js';
-import type { Authenticator } from '../front/auth.js';
+import type { Authenticator } from '../auth/auth.js';
+import { upgradeProblem } from '../protocol/handshake.js';
 import type { AdmissionGate } from './admission-gate.js';
 
 export interface EdgeOptions {
@@ -124,7 +125,7 @@ export class HttpEdge {
     const path = (req.url ?? '').split('?')[0];
     if (path !== '/ws') return this.refuse(socket, 404, 'not_found', { error: 'not_found', message: 'WebSocket upgrades are served on /ws' });
     const bad = upgradeProblem(req);
-    if (bad) return this.refuse(socket, bad.status, 'bad_request', { error: 'bad_request', message: bad.message }, bad.header);
+    if (bad) return this.refuse(socket, bad.status, 'bad_request', { error: 'bad_request', ...(bad.code ? { code: bad.code } : {}), message: bad.message }, bad.header);
     const origin = req.headers.origin;
     if (this.opts.allowedOrigins.length && origin !== undefined && !this.opts.allowedOrigins.includes(origin)) {
       return this.refuse(socket, 403, 'origin', { error: 'forbidden_origin', message: 'this Origin is not in WS_ALLOWED_ORIGINS' });
@@ -222,18 +223,3 @@ const CLIENT_ERROR_STATUS: Record<string, number> = {
   HPE_CHUNK_EXTENSIONS_OVERFLOW: 413,
   ERR_HTTP_REQUEST_TIMEOUT: 408,
 };
-
-const WS_KEY_RE = /^[+/0-9A-Za-z]{22}==$/;
-
-/** The RFC 6455 §4.2.1 checks, made before `ws` sees the request. */
-export function upgradeProblem(req: http.IncomingMessage): { status: number; message: string; header?: string } | null {
-  if (req.method !== 'GET') return { status: 405, message: 'a WebSocket upgrade must be a GET' };
-  if (req.headers.upgrade?.toLowerCase() !== 'websocket') return { status: 400, message: 'Upgrade header must be websocket' };
-  const key = req.headers['sec-websocket-key'];
-  if (typeof key !== 'string' || !WS_KEY_RE.test(key)) return { status: 400, message: 'missing or invalid Sec-WebSocket-Key (16 random bytes, base64)' };
-  const version = req.headers['sec-websocket-version'];
-  if (version !== '13' && version !== '8') {
-    return { status: 400, message: 'missing or unsupported Sec-WebSocket-Version', header: 'Sec-WebSocket-Version: 13, 8\r\n' };
-  }
-  return null;
-}

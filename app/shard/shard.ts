@@ -7,7 +7,10 @@ import type { ServerConfig } from '../config/config.js';
 import { CloseCode } from '../common/errors.js';
 import { BUS_FD, BatchDecoder, type ChannelClaims, type FromShard, type ShardStats, type ToShard } from '../common/ipc.js';
 import { createLogger, type Logger } from '../common/logger.js';
-import type { Authenticator } from '../front/auth.js';
+import type { Authenticator } from '../auth/auth.js';
+import { createAuthenticator } from '../auth/jwt-auth.js';
+import { ExpirySweep } from '../auth/expiry-sweep.js';
+import { chooseProtocol } from '../protocol/handshake.js';
 import { AdmissionGate } from './admission-gate.js';
 import { Client, type ClientContext } from './client.js';
 import { readFdLimit } from '../common/fd-limit.js';
@@ -31,17 +34,12 @@ function send(m: FromShard): void {
 export function runShard(): void {
   process.once('message', (msg: ToShard) => {
     if (msg.t !== 'init') return;
-    void createAuth(msg.config as ServerConfig).then((auth) => new Shard(msg.config as ServerConfig, msg.id, auth).start());
+    const config = msg.config as ServerConfig;
+    new Shard(config, msg.id, config.auth ? createAuthenticator(config.auth) : null).start();
   });
   // The front orchestrates shutdown; a terminal's Ctrl-C reaches the whole process group.
   process.on('SIGINT', () => {});
   process.on('SIGTERM', () => {});
-}
-
-async function createAuth(config: ServerConfig): Promise<Authenticator | null> {
-  if (!config.authSecret) return null;
-  const { JwtAuthenticator } = await import('../front/jwt-auth.js');
-  return new JwtAuthenticator(config.authSecret);
 }
 
 class Shard {
@@ -105,6 +103,8 @@ class Shard {
         this.metrics.slow.inc();
       },
       onError: (code) => this.metrics.errors.inc({ code }),
+      auth,
+      expiry: new ExpirySweep(),
     };
     this.gate = new AdmissionGate(send, () => this.maxSockets - this.clients.size - this.gate.held);
     this.wss = new WebSocketServer({
@@ -180,6 +180,7 @@ class Shard {
         this.gate.onGrant(msg);
         break;
       case 'conn':
+        this.confirmRelay();
         // Node sends the message without the handle when the socket died on the way.
         if (handle instanceof net.Socket) this.edge.serve(handle);
         else send({ t: 'relay-failed' });
@@ -200,6 +201,18 @@ class Shard {
       case 'drain':
         this.drain(msg.deadlineMs);
         break;
+    }
+  }
+
+  private relaysGot = 0;
+
+  /** One `relay-got` per event-loop turn tells the front how many relayed sockets arrived. */
+  private confirmRelay(): void {
+    if (this.relaysGot++ === 0) {
+      setImmediate(() => {
+        send({ t: 'relay-got', n: this.relaysGot });
+        this.relaysGot = 0;
+      });
     }
   }
 
@@ -302,16 +315,4 @@ class Shard {
       }
     }, 20);
   }
-}
-
-/**
- * The subprotocol to answer with. A client that offers any protocol fails the handshake unless
- * the server picks one of them, but echoing `bearer.<jwt>` would copy the credential into the
- * response: prefer any other offered protocol, and answer with the bearer entry only when it is
- * the sole offer.
- */
-export function chooseProtocol(offered: Set<string>): string | false {
-  for (const p of offered) if (!p.startsWith('bearer.')) return p;
-  const first = offered.values().next();
-  return first.done ? false : first.value;
 }
