@@ -7,7 +7,7 @@ export const BUS_FD = 4;
 /** Front -> shard. */
 export type ToShard =
   | { t: 'conn'; method: string; url: string; headers: Record<string, string | string[] | undefined>; head: string; claims?: ChannelClaims }
-  | { t: 'sub-ack'; ch: string }
+  | { t: 'interest-ack'; seq: number } // the front applied `interest` batch seq
   | { t: 'metrics-req'; id: number }
   | { t: 'drain'; deadlineMs: number };
 
@@ -17,8 +17,9 @@ export type FromShard =
   | { t: 'got'; n: number } // n `conn` messages arrived (the front's handoff window)
   | { t: 'conn-failed' } // a handed-off socket never became a WebSocket
   | { t: 'closed' } // an established client went away
-  | { t: 'sub'; ch: string } // local subscriber count 0 -> 1
-  | { t: 'unsub'; ch: string } // local subscriber count 1 -> 0
+  // Channels whose local subscriber count went 0 -> 1 (add) or 1 -> 0 (remove), coalesced per
+  // event-loop turn; the next batch waits for this one's interest-ack (app/shard/interest-link.ts).
+  | { t: 'interest'; seq: number; add: string[]; remove: string[] }
   | { t: 'stats'; stats: ShardStats }
   | { t: 'metrics-res'; id: number; metrics: unknown };
 
@@ -34,6 +35,10 @@ export interface ShardStats {
   busBatches: number;
   busMessages: number;
   slowConsumers: number;
+  /** Connections the shard ended, by reason (slow, budget, rate_limit, internal_error, ping_timeout, idle). */
+  closes: Record<string, number>;
+  /** Bytes queued for all of this shard's clients, and its budget (WS_SHARD_BUFFER_BYTES). */
+  bufferedBytes: number;
   rssMb: number;
   cpu: number; // cores used since the previous report
 }

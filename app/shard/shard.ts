@@ -7,11 +7,13 @@ import type { ServerConfig } from '../config/config.js';
 import { CloseCode } from '../common/errors.js';
 import { BUS_FD, BatchDecoder, type FromShard, type ShardStats, type ToShard } from '../common/ipc.js';
 import { createLogger } from '../common/logger.js';
-import { Client } from './client.js';
+import { createRequestParser } from '../protocol/client-requests.js';
+import { Client, type CloseReason } from './client.js';
 import { Hub } from './hub.js';
+import { InterestLink } from './interest-link.js';
+import { Sweeper } from './sweeper.js';
 
 const STATS_MS = 1000;
-const GATE_TIMEOUT_MS = 2000;
 
 export function runShard(config: ServerConfig, id: number): void {
   const log = createLogger(config.logLevel, { role: 'shard', shard: id });
@@ -28,49 +30,52 @@ export function runShard(config: ServerConfig, id: number): void {
     errors: new Counter({ name: 'odin_ws_client_errors_total', help: 'Protocol errors sent to clients', labelNames: ['code'], registers: [registry] }),
     busMessages: new Counter({ name: 'odin_ws_shard_bus_messages_total', help: 'Bus messages received by the shard', registers: [registry] }),
     subscriptions: new Gauge({ name: 'odin_ws_shard_channels', help: 'Channels with a local subscriber', registers: [registry] }),
+    closes: new Counter({ name: 'odin_ws_client_closes_total', help: 'Connections the shard ended, by reason', labelNames: ['reason'], registers: [registry] }),
+    buffered: new Gauge({ name: 'odin_ws_shard_buffered_bytes', help: 'Bytes queued for all clients of the shard (budget WS_SHARD_BUFFER_BYTES)', registers: [registry] }),
   };
 
-  const gates = new Map<string, { promise: Promise<void>; resolve: () => void }>();
-  const hub = new Hub({
-    first: (ch) => {
-      let resolve!: () => void;
-      const promise = new Promise<void>((r) => (resolve = r));
-      const timer = setTimeout(resolve, GATE_TIMEOUT_MS);
-      gates.set(ch, { promise, resolve: () => (clearTimeout(timer), resolve()) });
-      send({ t: 'sub', ch });
-    },
-    last: (ch) => {
-      gates.get(ch)?.resolve();
-      gates.delete(ch);
-      send({ t: 'unsub', ch });
-    },
+  // Backpressure is the link's one batch in flight; the callback only keeps a failed send from
+  // becoming an 'error' event.
+  const link = new InterestLink((msg) => {
+    if (!process.connected) return false;
+    process.send!(msg, undefined, {}, () => {});
+    return true;
   });
+  const hub = new Hub({ first: (ch) => link.want(ch), last: (ch) => link.drop(ch) });
 
-  const streams = new Set(config.streams);
   const clients = new Set<Client>();
+  const closes: Record<string, number> = {};
   let slowConsumers = 0;
   let busBatches = 0;
   let busMessages = 0;
   let draining = false;
   const ctx = {
     hub,
-    streams,
+    parse: createRequestParser({ streams: new Set(config.streams), maxChannels: config.maxChannels }),
     maxChannels: config.maxChannels,
     opsPerSec: config.clientOpsPerSec,
     bufferLimit: config.clientBufferBytes,
-    gate: (ch: string) => gates.get(ch)?.promise ?? null,
-    onSlow: () => {
-      slowConsumers++;
-      m.slow.inc();
+    gate: (ch: string) => link.gate(ch),
+    onClose: (reason: CloseReason) => {
+      closes[reason] = (closes[reason] ?? 0) + 1;
+      m.closes.inc({ reason });
+      if (reason === 'slow' || reason === 'budget') {
+        slowConsumers++;
+        m.slow.inc();
+      }
     },
     onError: (code: string) => m.errors.inc({ code }),
+    onFault: (err: unknown) => log.error({ err }, 'client handler failed; client closed with 1011'),
   };
+  const sweeper = new Sweeper(() => clients, { pingMs: config.pingIntervalMs, idleMs: config.idleTimeoutMs, budgetBytes: config.shardBufferBytes });
+  sweeper.start();
 
   const wss = new WebSocketServer({
     noServer: true,
     perMessageDeflate: false,
     maxPayload: config.maxPayload,
     clientTracking: false,
+    autoPong: false, // the client answers pings itself, within its rate limit and output cap
     handleProtocols: chooseProtocol,
   });
 
@@ -124,12 +129,15 @@ export function runShard(config: ServerConfig, id: number): void {
       busBatches,
       busMessages,
       slowConsumers,
+      closes: { ...closes },
+      bufferedBytes: sweeper.buffered,
       rssMb: process.memoryUsage.rss() / 1048576,
       cpu: (cpu.user + cpu.system) / 1000 / Math.max(1, now - lastAt),
     };
     lastCpu = process.cpuUsage();
     lastAt = now;
     m.subscriptions.set(hub.channels);
+    m.buffered.set(sweeper.buffered);
     send({ t: 'stats', stats });
   }, STATS_MS);
 
@@ -137,6 +145,8 @@ export function runShard(config: ServerConfig, id: number): void {
     if (draining) return;
     draining = true;
     clearInterval(statsTimer);
+    sweeper.stop();
+    link.stop();
     log.info({ clients: clients.size }, 'draining');
     for (const c of clients) c.close(CloseCode.GOING_AWAY, 'server shutting down');
     const finish = () => {
@@ -174,8 +184,8 @@ export function runShard(config: ServerConfig, id: number): void {
         if (handle instanceof net.Socket) accept(msg, handle);
         else send({ t: 'conn-failed' });
         break;
-      case 'sub-ack':
-        gates.get(msg.ch)?.resolve();
+      case 'interest-ack':
+        link.acked(msg.seq);
         break;
       case 'metrics-req':
         registry.getMetricsAsJSON().then((metrics) => send({ t: 'metrics-res', id: msg.id, metrics }));
