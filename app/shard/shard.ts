@@ -18,7 +18,7 @@ const STATS_MS = 1000;
 export function runShard(config: ServerConfig, id: number): void {
   const log = createLogger(config.logLevel, { role: 'shard', shard: id });
   const send = (m: FromShard): void => {
-    if (process.connected) process.send!(m);
+    if (process.connected) process.send!(m, undefined, {}, () => {}); // a failed send is no 'error' event
   };
 
   const registry = new Registry();
