@@ -55,7 +55,6 @@ async function run(env: Record<string, string>, frame: () => Buffer, perTick: nu
     }, `all ${CLIENTS} flooding clients closed`, 30_000, 200);
     expect(h.shards[0]).toMatchObject({ pid, restarts: 0 });
     expect(metricSumWith(await metrics(srv), 'odin_ws_client_closes_total', `reason="${reason}"`)).toBe(CLIENTS);
-    expect(h.shards[0].closes?.[reason] ?? CLIENTS).toBe(CLIENTS);
     expect(peak - baseline).toBeLessThan(RSS_BOUND_MB);
     await expectWitnessServed(srv, witness);
     return { baseline, peak };
