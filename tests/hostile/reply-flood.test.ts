@@ -15,7 +15,7 @@ import { connectWitness, expectWitnessServed, metricSumWith, metrics } from './s
 
 const CLIENTS = 10;
 /** Shard RSS may grow by at most this over its baseline while the flood runs. */
-const RSS_BOUND_MB = 100;
+const RSS_BOUND_MB = 150; // measured: +63..78 MB at the peak (V8 heap from parsing the flood), flat after the closes
 
 interface Flood {
   stop(): void;
