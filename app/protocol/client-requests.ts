@@ -6,8 +6,13 @@ import { z } from 'zod';
 import { parseChannel } from '../common/channel.js';
 import { ErrorCode } from '../common/errors.js';
 
+// No .min()/.max() here: zod 4 runs its length checks even after the type check failed, whenever
+// the value has a `length` property, and compares that property with a number, so
+// `{"length":{"toString":1}}` made z.string().max() throw (found by
+// tests/hostile/protocol-fuzz.test.ts). A refinement runs only on a value of the right type.
+
 /** `id` is optional and echoed: a finite number or a string of at most 64 chars. */
-export const RequestId = z.union([z.number(), z.string().max(64)]);
+export const RequestId = z.union([z.number(), z.string().refine((s) => s.length <= 64, 'at most 64 chars')]);
 export type RequestId = z.infer<typeof RequestId>;
 
 const Envelope = z.object({ op: z.string(), id: RequestId.optional() });
@@ -20,7 +25,7 @@ export interface RequestLimits {
 /** The requests protocol v1 accepts, as zod schemas for the given streams and channel limit. */
 export function requestSchemas(limits: RequestLimits) {
   const channel = z.string().refine((c) => parseChannel(c, limits.streams) !== null, 'not <known stream>:<token|*>');
-  const channels = z.array(channel).min(1).max(limits.maxChannels);
+  const channels = z.array(channel).refine((a) => a.length >= 1 && a.length <= limits.maxChannels, `1 to ${limits.maxChannels} channels`);
   return z.discriminatedUnion('op', [
     z.object({ op: z.literal('ping'), id: RequestId.optional() }),
     z.object({ op: z.literal('subscribe'), id: RequestId.optional(), channels }),

@@ -7,11 +7,10 @@ import type { ServerConfig } from '../config/config.js';
 import { CloseCode } from '../common/errors.js';
 import { BUS_FD, BatchDecoder, type FromShard, type ShardStats, type ToShard } from '../common/ipc.js';
 import { createLogger } from '../common/logger.js';
-import { createRequestParser } from '../protocol/client-requests.js';
-import { Client, type CloseReason } from './client.js';
+import { Client } from './client.js';
+import { ClientEdge } from './client-edge.js';
 import { Hub } from './hub.js';
 import { InterestLink } from './interest-link.js';
-import { Sweeper } from './sweeper.js';
 
 const STATS_MS = 1000;
 
@@ -30,8 +29,6 @@ export function runShard(config: ServerConfig, id: number): void {
     errors: new Counter({ name: 'odin_ws_client_errors_total', help: 'Protocol errors sent to clients', labelNames: ['code'], registers: [registry] }),
     busMessages: new Counter({ name: 'odin_ws_shard_bus_messages_total', help: 'Bus messages received by the shard', registers: [registry] }),
     subscriptions: new Gauge({ name: 'odin_ws_shard_channels', help: 'Channels with a local subscriber', registers: [registry] }),
-    closes: new Counter({ name: 'odin_ws_client_closes_total', help: 'Connections the shard ended, by reason', labelNames: ['reason'], registers: [registry] }),
-    buffered: new Gauge({ name: 'odin_ws_shard_buffered_bytes', help: 'Bytes queued for all clients of the shard (budget WS_SHARD_BUFFER_BYTES)', registers: [registry] }),
   };
 
   // Backpressure is the link's one batch in flight; the callback only keeps a failed send from
@@ -44,31 +41,23 @@ export function runShard(config: ServerConfig, id: number): void {
   const hub = new Hub({ first: (ch) => link.want(ch), last: (ch) => link.drop(ch) });
 
   const clients = new Set<Client>();
-  const closes: Record<string, number> = {};
   let slowConsumers = 0;
   let busBatches = 0;
   let busMessages = 0;
   let draining = false;
-  const ctx = {
+  const edge = new ClientEdge(config, {
     hub,
-    parse: createRequestParser({ streams: new Set(config.streams), maxChannels: config.maxChannels }),
-    maxChannels: config.maxChannels,
-    opsPerSec: config.clientOpsPerSec,
-    bufferLimit: config.clientBufferBytes,
-    gate: (ch: string) => link.gate(ch),
-    onClose: (reason: CloseReason) => {
-      closes[reason] = (closes[reason] ?? 0) + 1;
-      m.closes.inc({ reason });
-      if (reason === 'slow' || reason === 'budget') {
-        slowConsumers++;
-        m.slow.inc();
-      }
+    registry,
+    log,
+    clients: () => clients,
+    gate: (ch) => link.gate(ch),
+    onSlow: () => {
+      slowConsumers++;
+      m.slow.inc();
     },
-    onError: (code: string) => m.errors.inc({ code }),
-    onFault: (err: unknown) => log.error({ err }, 'client handler failed; client closed with 1011'),
-  };
-  const sweeper = new Sweeper(() => clients, { pingMs: config.pingIntervalMs, idleMs: config.idleTimeoutMs, budgetBytes: config.shardBufferBytes });
-  sweeper.start();
+    onError: (code) => m.errors.inc({ code }),
+  });
+  edge.start();
 
   const wss = new WebSocketServer({
     noServer: true,
@@ -92,7 +81,7 @@ export function runShard(config: ServerConfig, id: number): void {
     const req = { method: msg.method, url: msg.url, headers: msg.headers } as never;
     wss.handleUpgrade(req, socket, Buffer.from(msg.head, 'base64'), (ws) => {
       upgraded = true;
-      const client = new Client(ws, socket, ctx, msg.claims);
+      const client = new Client(ws, socket, edge.ctx, msg.claims);
       clients.add(client);
       ws.on('error', () => {}); // close follows; ws already sent the right close code (e.g. 1009)
       ws.on('close', () => {
@@ -129,15 +118,13 @@ export function runShard(config: ServerConfig, id: number): void {
       busBatches,
       busMessages,
       slowConsumers,
-      closes: { ...closes },
-      bufferedBytes: sweeper.buffered,
+      ...edge.stats(),
       rssMb: process.memoryUsage.rss() / 1048576,
       cpu: (cpu.user + cpu.system) / 1000 / Math.max(1, now - lastAt),
     };
     lastCpu = process.cpuUsage();
     lastAt = now;
     m.subscriptions.set(hub.channels);
-    m.buffered.set(sweeper.buffered);
     send({ t: 'stats', stats });
   }, STATS_MS);
 
@@ -145,7 +132,7 @@ export function runShard(config: ServerConfig, id: number): void {
     if (draining) return;
     draining = true;
     clearInterval(statsTimer);
-    sweeper.stop();
+    edge.stop();
     link.stop();
     log.info({ clients: clients.size }, 'draining');
     for (const c of clients) c.close(CloseCode.GOING_AWAY, 'server shutting down');

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCode } from '../../app/common/errors.js';
 import { TestClient } from '../support/client.js';
 import { getHealth, startServer, until, type RunningServer } from '../support/server.js';
-import { CRASH_FRAMES, hostileFrame } from './support/hostile-json.js';
+import { CRASH_FRAMES, LENGTH_FRAMES, hostileFrame } from './support/hostile-json.js';
 import { connectWitness, expectWitnessServed, metricSum, metrics } from './support/witness.js';
 
 const REPLY_OPS = new Set(['subscribed', 'unsubscribed', 'pong', 'error']);
@@ -72,6 +72,12 @@ describe('protocol fuzz', () => {
     // Strings among the bad channels are listed as sent; the valid ones are not listed.
     const [r] = await exchange(fuzzers[0], ['{"op":"subscribe","channels":["trades:ODIN1","nope:X",7,null,"trades:"],"id":"x"}']);
     expect(r).toMatchObject({ op: 'error', code: 'BAD_CHANNEL', id: 'x', channels: ['nope:X', '<number>', '<null>', 'trades:'] });
+    await expectShardsUnharmed();
+  });
+
+  it('answers objects with a hostile `length` where a string or array is expected', async () => {
+    const replies = await exchange(fuzzers[0], LENGTH_FRAMES);
+    expect(replies.map((r) => [r.code, r.id])).toEqual([['BAD_REQUEST', undefined], ['BAD_CHANNEL', 1], ['BAD_CHANNEL', 2]]);
     await expectShardsUnharmed();
   });
 

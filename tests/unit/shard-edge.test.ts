@@ -27,6 +27,10 @@ describe('client request schema', () => {
     ['{"op":"subscribe","channels":[],"id":1}', 'BAD_CHANNEL', 1],
     ['{"op":"subscribe","channels":{"length":1,"0":"trades:A"}}', 'BAD_CHANNEL', undefined],
     ['{"op":"subscribe","channels":["a:1","b:2","c:3","d:4"]}', 'TOO_MANY_CHANNELS', undefined],
+    // zod's length checks used to run on these, and throw
+    ['{"op":"ping","id":{"length":{"toString":{}}}}', 'BAD_REQUEST', undefined],
+    ['{"op":"subscribe","channels":{"length":{"toString":{}}},"id":1}', 'BAD_CHANNEL', 1],
+    ['{"op":"subscribe","channels":{"length":{"valueOf":[]}},"id":1}', 'BAD_CHANNEL', 1],
   ])('%s -> %s', (text, code, id) => {
     const r = parse(text);
     expect(r).toMatchObject({ ok: false, code });

@@ -58,3 +58,10 @@ export const CRASH_FRAMES = [
   '{"op":"unsubscribe","channels":[{"toString":1,"valueOf":1}]}',
   '{"op":"subscribe","channels":[{"__proto__":{"toString":1}}]}',
 ];
+
+/** Frames the fuzz found throwing inside zod's length checks (a `length` that is not a number). */
+export const LENGTH_FRAMES = [
+  '{"op":"ping","id":{"length":{"toString":{}}}}',
+  '{"op":"subscribe","channels":{"length":{"toString":{}}},"id":1}',
+  '{"op":"unsubscribe","channels":{"length":{"valueOf":[]}},"id":2}',
+];
