@@ -76,3 +76,34 @@ describe('Sweeper output budget', () => {
     expect(sweeps).toBe(1);
   });
 });
+
+describe('Client containment', () => {
+  it('closes only the client whose frame made the handler throw, with 1011, and counts it', async () => {
+    const { EventEmitter } = await import('node:events');
+    const { Client } = await import('../../app/shard/client.js');
+    const ws = Object.assign(new EventEmitter(), { OPEN: 1, readyState: 1, closed: [] as number[], close(code: number) { this.closed.push(code); }, terminate() {}, ping() {}, pong() {} });
+    const socket = { writableLength: 0, write() { return true; } };
+    const closes: string[] = [];
+    const faults: unknown[] = [];
+    const ctx = {
+      hub: { subscribe() {}, unsubscribe() {} },
+      parse: () => {
+        throw new TypeError('Cannot convert object to primitive value');
+      },
+      maxChannels: 10,
+      opsPerSec: 10,
+      bufferLimit: 1 << 20,
+      gate: () => null,
+      onClose: (r: string) => closes.push(r),
+      onError: () => {},
+      onFault: (e: unknown) => faults.push(e),
+    };
+    new Client(ws as never, socket as never, ctx as never, undefined);
+    expect(() => ws.emit('message', Buffer.from('{"op":"ping"}'), false)).not.toThrow();
+    expect(ws.closed).toEqual([1011]);
+    expect(closes).toEqual(['internal_error']);
+    expect(faults).toHaveLength(1);
+    ws.emit('message', Buffer.from('{"op":"ping"}'), false); // a closed client ignores the rest
+    expect(closes).toEqual(['internal_error']);
+  });
+});
