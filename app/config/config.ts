@@ -69,6 +69,18 @@ export const SETTINGS = {
   feedPayloadBytes: { env: 'FEED_PAYLOAD_BYTES', flag: 'feed-payload-bytes', schema: int(0, 65536), def: '0', doc: 'embedded feed: pad each message data to about this many bytes' },
   authSecret: { env: 'WS_AUTH_SECRET', flag: 'auth-secret', schema: z.string().min(16, 'must be at least 16 characters'), def: '', doc: 'HS256 secret; when set, clients need a token' },
   metricsAllow: { env: 'WS_METRICS_ALLOW', flag: 'metrics-allow', schema: cidrList, def: 'private', doc: 'who may GET /metrics: private (loopback + private ranges), any, or a comma list of CIDRs' },
+  allowedOrigins: {
+    env: 'WS_ALLOWED_ORIGINS',
+    flag: 'allowed-origins',
+    schema: z
+      .string()
+      .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean))
+      .pipe(z.array(z.string().regex(/^https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?$/, 'each entry must be an origin such as https://app.example.com or http://localhost:8080'))),
+    def: '',
+    doc: 'origins allowed to open a WebSocket (comma list); empty: any. Clients that send no Origin (non-browsers) are not affected',
+  },
+  maxConnectionsPerIp: { env: 'WS_MAX_CONNECTIONS_PER_IP', flag: 'max-connections-per-ip', schema: int(0, 10_000_000), def: '0', doc: 'connections one source IP may hold (enforced per shard as ceil(limit / shards)); 0: no limit (behind a balancer that hides client IPs)' },
+  maxHttpConnections: { env: 'WS_MAX_HTTP_CONNECTIONS', flag: 'max-http-connections', schema: int(16, 1_000_000), def: '1024', doc: 'plain HTTP connections (not yet upgraded) one shard holds; more are closed at once' },
   logLevel: { env: 'LOG_LEVEL', flag: 'log-level', schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), def: 'info', doc: 'pino log level' },
 } as const;
 
@@ -101,6 +113,10 @@ export interface ServerConfig {
   readonly feedPayloadBytes: number;
   readonly authSecret: string | null;
   readonly metricsAllow: readonly string[];
+  /** Empty: any origin. */
+  readonly allowedOrigins: readonly string[];
+  readonly maxConnectionsPerIp: number;
+  readonly maxHttpConnections: number;
   readonly logLevel: Out<'logLevel'>;
   /** The Kafka source's settings; null when KAFKA_BROKERS is unset (embedded feed). */
   readonly kafka: KafkaConfig | null;
@@ -138,6 +154,7 @@ export function parseConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): Co
 
   if (out.mode === 'single') out.shards = 1;
   if (out.feedStreams === null) out.feedStreams = out.streams;
+  if (out.allowedOrigins === null) out.allowedOrigins = [];
   const streams = new Set(out.streams as string[]);
   for (const s of out.feedStreams as string[]) {
     if (!streams.has(s)) problems.push(`FEED_STREAMS: "${s}" is not one of WS_STREAMS (${[...streams].join(',')})`);
