@@ -8,7 +8,8 @@ import { ErrorCode } from '../../app/common/errors.js';
 import { TestClient } from '../support/client.js';
 import { getHealth, startServer, until, type RunningServer } from '../support/server.js';
 import { CRASH_FRAMES, LENGTH_FRAMES, hostileFrame } from './support/hostile-json.js';
-import { connectWitness, expectWitnessServed, metricSum, metrics } from './support/witness.js';
+import { clientsOnEveryShard } from './support/placement.js';
+import { expectWitnessServed, metricSum, metrics } from './support/witness.js';
 
 const REPLY_OPS = new Set(['subscribed', 'unsubscribed', 'pong', 'error']);
 const CODES = new Set<string>(Object.values(ErrorCode));
@@ -21,12 +22,15 @@ describe('protocol fuzz', () => {
   beforeAll(async () => {
     // No rate limit in the way: every fuzzed frame is parsed and answered.
     srv = await startServer({ env: { WS_SHARDS: '2', FEED_RATE: '20', WS_CLIENT_OPS_PER_SEC: '100000' } });
-    // Least connections, ties to the lowest id: witness, witness, fuzzer, fuzzer -> one of each per shard.
-    witnesses = [await connectWitness(srv), await connectWitness(srv, 'prices:ODIN2')];
-    fuzzers = [await TestClient.connect(srv.wsUrl), await TestClient.connect(srv.wsUrl)];
-    const h = (await getHealth(srv.healthUrl)).body;
-    expect(h.shards.map((s: any) => s.connections)).toEqual([2, 2]);
-    pids = h.shards.map((s: any) => s.pid);
+    // A witness and a fuzzer on each shard.
+    const placed = await clientsOnEveryShard(srv, 2);
+    witnesses = placed.map((p) => p[0]);
+    fuzzers = placed.map((p) => p[1]);
+    for (const [i, w] of witnesses.entries()) {
+      expect((await w.subscribe([i ? 'prices:ODIN2' : 'trades:ODIN1'])).op).toBe('subscribed');
+      await until(() => w.messages.length >= 2, 'witness receives');
+    }
+    pids = (await getHealth(srv.healthUrl)).body.shards.map((s: any) => s.pid);
   });
   afterAll(async () => {
     for (const c of [...witnesses, ...fuzzers]) c.close();
