@@ -31,7 +31,7 @@ export const ErrorMessage: Record<ErrorCode, string> = {
   BAD_CHANNEL: 'channels must be a non-empty array of "<stream>:<token>" or "<stream>:*" with a known stream',
   TOO_MANY_CHANNELS: 'subscription would exceed the per-client channel limit',
   BINARY_UNSUPPORTED: 'binary frames are not supported; send JSON text frames',
-  RATE_LIMITED: 'too many requests; slow down',
+  RATE_LIMITED: 'too many requests or channel operations (a subscribe or unsubscribe costs one per channel); slow down',
   FORBIDDEN_CHANNEL: 'your token does not allow this channel',
   TOKEN_MISSING: 'a token is required: send ?token=<jwt> or a Sec-WebSocket-Protocol entry bearer.<jwt>',
   TOKEN_INVALID: 'the token is not a valid HS256 JWT signed with this server\'s secret (or is not yet valid, or has a malformed claim)',
@@ -47,10 +47,15 @@ export const CloseCode = {
   GOING_AWAY: 1001,
   POLICY: 1008,
   TOO_BIG: 1009,
+  /** The server failed while handling this client's frame; only this client is closed. */
+  INTERNAL_ERROR: 1011,
   TRY_AGAIN_LATER: 1013,
+  /** Unread output past WS_CLIENT_BUFFER_BYTES, or the largest holder when the shard is over budget. */
   SLOW_CONSUMER: 4008,
   /** The token's exp (+ clock tolerance) passed without a successful refresh. */
   TOKEN_EXPIRED: 4001,
+  /** Held no channel for WS_IDLE_TIMEOUT_MS. */
+  IDLE_TIMEOUT: 4009,
 } as const;
 
 /** Exit code for invalid configuration (before anything listens). */

@@ -10,7 +10,7 @@ export type ToShard =
   | { t: 'listen'; port: number } // bind the public port (0: pick one; the others then join it)
   | { t: 'grant'; issued: number; relay: number; gen: number; canRelay: boolean; refuse: string | null; draining: boolean }
   | { t: 'conn' } // with a handle: a connection another shard relayed (serve it, never relay again)
-  | { t: 'sub-ack'; ch: string }
+  | { t: 'interest-ack'; seq: number } // the front applied `interest` batch seq
   | { t: 'metrics-req'; id: number }
   | { t: 'stats-req' } // answer with a fresh `stats` now (for /health)
   | { t: 'http-res'; id: number; status: number; type: string; body: string }
@@ -24,8 +24,9 @@ export type FromShard =
   | { t: 'relay' } // with a handle: an unread connection for another shard
   | { t: 'relay-failed' } // a relayed handle arrived without its socket
   | { t: 'relay-got'; n: number } // n relayed connections arrived (the front closes its copies)
-  | { t: 'sub'; ch: string } // local subscriber count 0 -> 1
-  | { t: 'unsub'; ch: string } // local subscriber count 1 -> 0
+  // Channels whose local subscriber count went 0 -> 1 (add) or 1 -> 0 (remove), coalesced per
+  // event-loop turn; the next batch waits for this one's interest-ack (app/shard/interest-link.ts).
+  | { t: 'interest'; seq: number; add: string[]; remove: string[] }
   | { t: 'stats'; stats: ShardStats }
   | { t: 'metrics-res'; id: number; metrics: unknown }
   | { t: 'http-req'; id: number; kind: 'health' | 'metrics'; detail: boolean };
@@ -48,6 +49,10 @@ export interface ShardStats {
   refused: Record<string, number>;
   /** Connections this shard passed to another one for balance. */
   relayed: number;
+  /** Connections the shard ended, by reason (slow, budget, rate_limit, internal_error, ping_timeout, idle). */
+  closes: Record<string, number>;
+  /** Bytes queued for all of this shard's clients, against WS_SHARD_BUFFER_BYTES. */
+  bufferedBytes: number;
   rssMb: number;
   cpu: number; // cores used since the previous report
 }

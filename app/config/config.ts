@@ -59,7 +59,10 @@ export const SETTINGS = {
   maxPayload: { env: 'WS_MAX_PAYLOAD', flag: 'max-payload', schema: int(128, 1 << 20), def: '16384', doc: 'largest client frame in bytes; larger closes with 1009' },
   maxChannels: { env: 'WS_MAX_CHANNELS', flag: 'max-channels', schema: int(1, 10_000), def: '100', doc: 'channels one client may hold' },
   clientBufferBytes: { env: 'WS_CLIENT_BUFFER_BYTES', flag: 'client-buffer-bytes', schema: int(1024, 1 << 30), def: String(1 << 20), doc: 'bytes buffered for one client before it is closed with 4008' },
-  clientOpsPerSec: { env: 'WS_CLIENT_OPS_PER_SEC', flag: 'client-ops-per-sec', schema: int(1, 100_000), def: '50', doc: 'client requests per second (burst 2x) before RATE_LIMITED' },
+  clientOpsPerSec: { env: 'WS_CLIENT_OPS_PER_SEC', flag: 'client-ops-per-sec', schema: int(1, 100_000), def: '50', doc: 'client operations per second (a request is 1, a subscribe/unsubscribe 1 per channel; burst 2x) before RATE_LIMITED' },
+  shardBufferBytes: { env: 'WS_SHARD_BUFFER_BYTES', flag: 'shard-buffer-bytes', schema: int(1 << 20, 2 ** 40), def: String(256 << 20), doc: 'budget for all client output buffers of one shard; over it the largest holders are closed with 4008' },
+  pingIntervalMs: { env: 'WS_PING_INTERVAL_MS', flag: 'ping-interval-ms', schema: int(0, 3_600_000), def: '30000', doc: 'server WebSocket ping period; a client that has not answered the previous ping is cut off (0 = off)' },
+  idleTimeoutMs: { env: 'WS_IDLE_TIMEOUT_MS', flag: 'idle-timeout-ms', schema: int(0, 86_400_000), def: '60000', doc: 'a connection holding no channel this long is closed with 4009 (0 = off)' },
   busBatchSize: { env: 'WS_BUS_BATCH_SIZE', flag: 'bus-batch-size', schema: int(1, 10_000), def: '100', doc: 'broadcast bus: messages per batch' },
   busFlushMs: { env: 'WS_BUS_FLUSH_MS', flag: 'bus-flush-ms', schema: int(0, 1000), def: '5', doc: 'broadcast bus: longest wait before a partial batch is sent' },
   headersTimeoutMs: { env: 'WS_HEADERS_TIMEOUT_MS', flag: 'headers-timeout-ms', schema: int(500, 120_000), def: '10000', doc: 'a client must send its whole request head within this (slowloris bound; 408 after)' },
@@ -106,6 +109,9 @@ export interface ServerConfig {
   readonly maxChannels: number;
   readonly clientBufferBytes: number;
   readonly clientOpsPerSec: number;
+  readonly shardBufferBytes: number;
+  readonly pingIntervalMs: number;
+  readonly idleTimeoutMs: number;
   readonly busBatchSize: number;
   readonly busFlushMs: number;
   readonly headersTimeoutMs: number;

@@ -277,12 +277,11 @@ export class ShardPool implements BusTargets {
       case 'relay-got':
         for (const sock of s.relaysInFlight.splice(0, msg.n)) sock.destroy();
         break;
-      case 'sub':
-        s.interest.add(msg.ch);
-        s.send({ t: 'sub-ack', ch: msg.ch });
-        break;
-      case 'unsub':
-        s.interest.delete(msg.ch);
+      case 'interest':
+        // One batch per shard event-loop turn; the shard sends the next only after this ack.
+        for (const ch of msg.add) s.interest.add(ch);
+        for (const ch of msg.remove) s.interest.delete(ch);
+        s.send({ t: 'interest-ack', seq: msg.seq });
         break;
       case 'stats':
         s.stats = msg.stats;

@@ -1,35 +1,43 @@
-// One client connection in a shard: protocol v1 requests, subscriptions, rate limit, and the
-// slow-consumer policy on the write path.
+// One client connection in a shard: protocol v1 requests, subscriptions, the rate limit, the
+// liveness checks the shard's sweep runs, and the output cap that every byte written to the
+// client (data, replies, errors, pongs) counts against.
 import type { Socket } from 'node:net';
 import type { WebSocket, RawData } from 'ws';
-import { parseChannel } from '../common/channel.js';
 import { CloseCode, ErrorCode, ErrorMessage } from '../common/errors.js';
 import type { ChannelClaims } from '../common/ipc.js';
+import type { RequestId, createRequestParser } from '../protocol/client-requests.js';
+import { textFrame } from './frame.js';
 import type { Hub, Subscriber } from './hub.js';
 import type { Authenticator } from '../auth/auth.js';
 import type { ExpirySweep, Expiring } from '../auth/expiry-sweep.js';
-import { refreshToken } from '../protocol/refresh.js';
+
+/** Why the server ended a connection (a label of odin_ws_client_closes_total). */
+export type CloseReason = 'slow' | 'budget' | 'rate_limit' | 'internal_error' | 'ping_timeout' | 'idle';
 
 export interface ClientContext {
   readonly hub: Hub;
-  readonly streams: ReadonlySet<string>;
+  readonly parse: ReturnType<typeof createRequestParser>;
   readonly maxChannels: number;
   readonly opsPerSec: number;
   readonly bufferLimit: number;
-  /** Resolves once the front knows this shard wants the channel (first local subscriber). */
+  /** Resolves once the front has registered this shard's interest in the channel. */
   gate(channel: string): Promise<void> | null;
-  onSlow(): void;
+  onClose(reason: CloseReason): void;
   onError(code: ErrorCode): void;
   /** Checks `refresh` tokens; null when auth is off. */
   readonly auth: Pick<Authenticator, 'verifyToken' | 'clockToleranceS'> | null;
   /** Closes clients whose token expired (one shared sweep per shard). */
   readonly expiry: Pick<ExpirySweep, 'add' | 'delete'>;
+  onFault(err: unknown): void;
 }
 
-type Id = number | string | undefined;
+type Id = RequestId | undefined;
 const SLOW_GRACE_MS = 1000;
 const POLICY_GRACE_MS = 1000;
-const MAX_RATE_DEBT = 100; // consecutive limited ops before the client is closed (policy)
+/** Refused requests (net of the decay) after which the client is closed with 1008. */
+export const MAX_STRIKES = 100;
+/** Strikes forgiven per second: a client must stay within the limit, not merely pause once. */
+export const STRIKE_DECAY_PER_S = 1;
 
 export class Client implements Subscriber, Expiring {
   hubEpoch = 0;
@@ -38,11 +46,16 @@ export class Client implements Subscriber, Expiring {
   private readonly subs = new Set<string>();
   private closed = false;
   private closing = false;
+  private readonly bucketCap: number;
   private tokens: number;
   private refilledAt = Date.now();
-  private debt = 0;
+  private strikes = 0;
+  private struckAt = Date.now();
   private replies: Promise<void> = Promise.resolve();
   expiresAtMs = Infinity;
+  private pingAt = Date.now();
+  private pongAt = this.pingAt;
+  private idleSince = this.pingAt;
 
   constructor(
     private readonly ws: WebSocket,
@@ -50,18 +63,24 @@ export class Client implements Subscriber, Expiring {
     private readonly ctx: ClientContext,
     private claims: ChannelClaims | undefined,
   ) {
-    this.tokens = ctx.opsPerSec * 2;
+    // A request naming the most channels a client may hold must fit a full bucket.
+    this.bucketCap = Math.max(ctx.opsPerSec * 2, ctx.maxChannels);
+    this.tokens = this.bucketCap;
+    ws.on('message', (data, isBinary) => this.contain(() => this.onMessage(data, isBinary)));
+    ws.on('ping', (data) => this.contain(() => this.onPing(data)));
+    ws.on('pong', () => (this.pongAt = Date.now()));
     this.watchExpiry(claims?.exp);
-    ws.on('message', (data, isBinary) => this.onMessage(data, isBinary));
+  }
+
+  /** Bytes the shard holds for this client (the output budget sheds the largest first). */
+  get buffered(): number {
+    return this.closed ? 0 : this.socket.writableLength;
   }
 
   deliver(frame: Buffer): boolean {
     if (this.closed) return false;
-    // Checked before writing, so a slow client never holds more than the cap (or one frame when
-    // its buffer is empty): the frame that would pass it is not queued at all.
-    const queued = this.socket.writableLength;
-    if (queued > 0 && queued + frame.length > this.ctx.bufferLimit) {
-      this.dropSlow();
+    if (!this.fits(frame.length)) {
+      this.dropSlow('slow');
       return false;
     }
     this.socket.write(frame);
@@ -82,8 +101,56 @@ export class Client implements Subscriber, Expiring {
     this.ws.close(code, reason);
   }
 
-  private dropSlow(): void {
-    this.ctx.onSlow();
+  /** The shard's one sweep timer: reap connections that stopped answering pings, and idlers. */
+  sweep(now: number, pingMs: number, idleMs: number): void {
+    if (this.closed) return;
+    if (pingMs > 0) {
+      if (this.pingAt > this.pongAt && now - this.pingAt >= pingMs) {
+        this.ctx.onClose('ping_timeout');
+        this.dispose();
+        this.ws.terminate(); // a dead peer would never complete a close handshake
+        return;
+      }
+      if (now - this.pingAt >= pingMs) {
+        this.pingAt = now;
+        if (this.fits(2)) this.ws.ping();
+      }
+    }
+    if (idleMs > 0 && this.subs.size === 0 && now - this.idleSince >= idleMs) {
+      this.ctx.onClose('idle');
+      this.closeAndReap(CloseCode.IDLE_TIMEOUT, 'idle: no subscription');
+    }
+  }
+
+  /** Closed by the shard's output budget: it holds the most while the shard is over budget. */
+  shed(): void {
+    if (!this.closed) this.dropSlow('budget');
+  }
+
+  /** Writing `bytes` keeps the client within its cap (one frame may always go to an empty buffer). */
+  private fits(bytes: number): boolean {
+    const queued = this.socket.writableLength;
+    return queued === 0 || queued + bytes <= this.ctx.bufferLimit;
+  }
+
+  /** An exception while handling one client's frame ends that client (1011), never the shard. */
+  private contain(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.ctx.onFault(err);
+      if (this.closed) return;
+      this.ctx.onClose('internal_error');
+      try {
+        this.closeAndReap(CloseCode.INTERNAL_ERROR, 'internal error');
+      } catch {
+        this.ws.terminate();
+      }
+    }
+  }
+
+  private dropSlow(reason: 'slow' | 'budget'): void {
+    this.ctx.onClose(reason);
     this.close(CloseCode.SLOW_CONSUMER, 'slow consumer');
     // The close frame queues behind the backlog (at most the cap). A client that is still reading
     // gets it and learns why; one that made no progress for a grace period is cut off, which
@@ -98,66 +165,44 @@ export class Client implements Subscriber, Expiring {
     this.socket.once('close', () => clearInterval(reaper));
   }
 
+  /** Close now; a peer that does not answer the close handshake is cut off after a grace period. */
+  private closeAndReap(code: number, reason: string): void {
+    this.close(code, reason);
+    setTimeout(() => this.ws.terminate(), POLICY_GRACE_MS).unref();
+  }
+
   /** Rate-limit abuse: stop reading requests now, answer what was accepted, then close 1008. */
   private closeForPolicy(): void {
     this.closing = true;
+    this.ctx.onClose('rate_limit');
     this.replies = this.replies
-      .then(() => {
-        this.close(CloseCode.POLICY, 'request rate limit exceeded');
-        // An abuser need not answer the close handshake; don't keep parsing its flood for ws's
-        // 30 s close timeout.
-        setTimeout(() => this.ws.terminate(), POLICY_GRACE_MS).unref();
-      })
+      .then(() => this.closeAndReap(CloseCode.POLICY, 'request rate limit exceeded'))
       .catch(() => {});
+  }
+
+  private onPing(data: Buffer): void {
+    if (this.closed || this.closing || !this.admit(1)) return;
+    if (this.fits(2 + data.length)) this.ws.pong(data);
+    else this.dropSlow('slow');
   }
 
   private onMessage(data: RawData, isBinary: boolean): void {
     if (this.closed || this.closing) return;
-    if (!this.takeToken()) return;
+    // One token before the frame is even parsed, so a flood costs no more than its refusals.
+    if (!this.admit(1)) return;
     if (isBinary) return this.error(ErrorCode.BINARY_UNSUPPORTED, undefined);
-    let req: unknown;
-    try {
-      req = JSON.parse(data.toString());
-    } catch {
-      return this.error(ErrorCode.BAD_JSON, undefined);
-    }
-    if (!req || typeof req !== 'object' || Array.isArray(req)) return this.error(ErrorCode.BAD_REQUEST, undefined);
-    const { op, id, channels } = req as Record<string, unknown>;
-    if (id !== undefined && !(typeof id === 'number' && Number.isFinite(id)) && !(typeof id === 'string' && id.length <= 64)) {
-      return this.error(ErrorCode.BAD_REQUEST, undefined);
-    }
-    const rid = id as Id;
-    if (typeof op !== 'string') return this.error(ErrorCode.BAD_REQUEST, rid);
-    switch (op) {
-      case 'ping':
-        return this.reply({ op: 'pong', id: rid });
-      case 'subscribe':
-        return this.subscribe(channels, rid);
-      case 'unsubscribe':
-        return this.unsubscribe(channels, rid);
-      case 'refresh':
-        return this.refresh((req as Record<string, unknown>).token, rid);
-      default:
-        return this.error(ErrorCode.UNKNOWN_OP, rid);
-    }
+    const parsed = this.ctx.parse(data.toString());
+    if (!parsed.ok) return this.error(parsed.code, parsed.id, parsed.detail);
+    const req = parsed.req;
+    if (req.op === 'ping') return this.reply({ op: 'pong', id: req.id });
+    if (req.op === 'refresh') return this.refresh(req.token, req.id);
+    // A request costs one token per channel it names: interest churn is what costs the front.
+    if (req.channels.length > 1 && !this.admit(req.channels.length - 1)) return;
+    if (req.op === 'subscribe') return this.subscribe([...new Set(req.channels)], req.id);
+    return this.unsubscribe([...new Set(req.channels)], req.id);
   }
 
-  private validChannels(channels: unknown, id: Id): string[] | null {
-    if (!Array.isArray(channels) || channels.length === 0 || channels.length > this.ctx.maxChannels) {
-      this.error(channels && Array.isArray(channels) && channels.length > this.ctx.maxChannels ? ErrorCode.TOO_MANY_CHANNELS : ErrorCode.BAD_CHANNEL, id);
-      return null;
-    }
-    const bad = channels.filter((c) => !parseChannel(c, this.ctx.streams));
-    if (bad.length) {
-      this.error(ErrorCode.BAD_CHANNEL, id, { channels: bad.slice(0, 10).map((c) => String(c).slice(0, 100)) });
-      return null;
-    }
-    return [...new Set(channels as string[])];
-  }
-
-  private subscribe(channels: unknown, id: Id): void {
-    const list = this.validChannels(channels, id);
-    if (!list) return;
+  private subscribe(list: string[], id: Id): void {
     const forbidden = list.filter((c) => !this.allowed(c));
     if (forbidden.length) return this.error(ErrorCode.FORBIDDEN_CHANNEL, id, { channels: forbidden.slice(0, 10) });
     const fresh = list.filter((c) => !this.subs.has(c));
@@ -174,12 +219,11 @@ export class Client implements Subscriber, Expiring {
     this.reply({ op: 'subscribed', channels: list, id }, gates);
   }
 
-  private unsubscribe(channels: unknown, id: Id): void {
-    const list = this.validChannels(channels, id);
-    if (!list) return;
+  private unsubscribe(list: string[], id: Id): void {
     for (const ch of list) {
       if (this.subs.delete(ch)) this.ctx.hub.unsubscribe(this, ch);
     }
+    if (this.subs.size === 0) this.idleSince = Date.now();
     this.reply({ op: 'unsubscribed', channels: list, id });
   }
 
@@ -204,15 +248,14 @@ export class Client implements Subscriber, Expiring {
    * `channels` claim must still allow every channel held; on success its claims (and `exp`)
    * replace the old ones. A refused refresh changes nothing (the old token still runs out).
    */
-  private refresh(token: unknown, id: Id): void {
+  /** `token` was checked by the request schema (a non-empty string of bounded length). */
+  private refresh(token: string, id: Id): void {
     const auth = this.ctx.auth;
     if (!auth) return this.error(ErrorCode.AUTH_DISABLED, id);
-    const valid = refreshToken.safeParse(token);
-    if (!valid.success) return this.error(ErrorCode.BAD_REQUEST, id);
     // Filled in once the token is checked; reply() sends it in request order.
     const body: Record<string, unknown> = {};
     const checked = auth
-      .verifyToken(valid.data)
+      .verifyToken(token)
       .catch(() => ({ ok: false, code: ErrorCode.TOKEN_INVALID }) as const)
       .then((v) => {
         if (this.closed) return;
@@ -238,21 +281,21 @@ export class Client implements Subscriber, Expiring {
     return allow.includes(channel) || (!channel.endsWith(':*') && allow.includes(`${stream}:*`));
   }
 
-  private takeToken(): boolean {
+  /** Token bucket (WS_CLIENT_OPS_PER_SEC, burst 2x); a refusal is a strike. */
+  private admit(cost: number): boolean {
     const now = Date.now();
-    const cap = this.ctx.opsPerSec * 2;
-    this.tokens = Math.min(cap, this.tokens + ((now - this.refilledAt) / 1000) * this.ctx.opsPerSec);
+    this.tokens = Math.min(this.bucketCap, this.tokens + ((now - this.refilledAt) / 1000) * this.ctx.opsPerSec);
     this.refilledAt = now;
-    if (this.tokens >= 1) {
-      this.tokens -= 1;
-      this.debt = 0;
+    if (this.tokens >= cost) {
+      this.tokens -= cost;
       return true;
     }
-    if (++this.debt > MAX_RATE_DEBT) {
-      this.closeForPolicy();
-    } else {
-      this.error(ErrorCode.RATE_LIMITED, undefined, { limit_per_s: this.ctx.opsPerSec });
-    }
+    // Strikes decay with time instead of resetting on the next accepted request, so a client that
+    // keeps sending faster than the limit is closed however it interleaves its requests.
+    this.strikes = Math.max(0, this.strikes - ((now - this.struckAt) / 1000) * STRIKE_DECAY_PER_S) + 1;
+    this.struckAt = now;
+    if (this.strikes > MAX_STRIKES) this.closeForPolicy();
+    else this.error(ErrorCode.RATE_LIMITED, undefined, { limit_per_s: this.ctx.opsPerSec });
     return false;
   }
 
@@ -264,9 +307,9 @@ export class Client implements Subscriber, Expiring {
   /** Replies keep request order even when a subscribe waits for the front's ack. */
   private reply(body: Record<string, unknown>, gates: Promise<void>[] = []): void {
     const send = () => {
-      if (!this.closed && this.ws.readyState === this.ws.OPEN) this.ws.send(JSON.stringify(body));
+      if (!this.closed && this.ws.readyState === this.ws.OPEN) this.deliver(textFrame(Buffer.from(JSON.stringify(body))));
     };
     const next = gates.length ? this.replies.then(() => Promise.all(gates)).then(send) : this.replies.then(send);
-    this.replies = next.catch(() => {}); // one failed send must not stall every later reply
+    this.replies = next.catch((err) => this.ctx.onFault(err)); // one failed send must not stall every later reply
   }
 }

@@ -12,14 +12,15 @@ import { createAuthenticator } from '../auth/jwt-auth.js';
 import { ExpirySweep } from '../auth/expiry-sweep.js';
 import { chooseProtocol } from '../protocol/handshake.js';
 import { AdmissionGate } from './admission-gate.js';
-import { Client, type ClientContext } from './client.js';
+import { Client } from './client.js';
+import { ClientEdge } from './client-edge.js';
 import { readFdLimit } from '../common/fd-limit.js';
 import { HttpEdge } from './http-edge.js';
 import { Hub } from './hub.js';
+import { InterestLink } from './interest-link.js';
 import { PublicListener } from './listener.js';
 
 const STATS_MS = 1000;
-const GATE_TIMEOUT_MS = 2000;
 const ASK_TIMEOUT_MS = 2000;
 /** Descriptors kept free for the shard's own pipes, files and the bus. */
 const FD_HEADROOM = 64;
@@ -27,7 +28,7 @@ const FD_HEADROOM = 64;
 const ORPHAN_DRAIN_MS = 800;
 
 function send(m: FromShard): void {
-  if (process.connected) process.send!(m);
+  if (process.connected) process.send!(m, undefined, {}, () => {}); // a failed send is no 'error' event
 }
 
 /** Entry point of the shard role: waits for the front's `init` (config never travels in env). */
@@ -46,7 +47,7 @@ class Shard {
   private readonly log: Logger;
   private readonly registry = new Registry();
   private readonly metrics;
-  private readonly gates = new Map<string, { promise: Promise<void>; resolve: () => void }>();
+  private readonly link: InterestLink;
   private readonly hub: Hub;
   private readonly clients = new Set<Client>();
   private readonly gate: AdmissionGate;
@@ -57,7 +58,7 @@ class Shard {
   private readonly asks = new Map<number, (a: { status: number; type: string; body: string }) => void>();
   private readonly refused: Record<string, number> = {};
   private readonly maxSockets: number;
-  private readonly ctx: ClientContext;
+  private readonly clientEdge: ClientEdge;
   private bus: net.Socket | null = null;
   private statsTimer: NodeJS.Timeout | null = null;
   private nextAsk = 1;
@@ -90,14 +91,20 @@ class Shard {
     };
     for (const r of ['max_connections', 'cpu', 'memory', 'draining']) this.metrics.rejected.inc({ reason: r }, 0);
     this.maxSockets = Math.max(1, (readFdLimit().soft ?? Number.MAX_SAFE_INTEGER) - FD_HEADROOM);
-    this.hub = new Hub({ first: (ch) => this.firstSubscriber(ch), last: (ch) => this.lastSubscriber(ch) });
-    this.ctx = {
+    // Interest goes to the front coalesced, one batch in flight (backpressure: the next waits for
+    // the ack); the send callback only keeps a failed send from becoming an 'error' event.
+    const link = (this.link = new InterestLink((msg) => {
+      if (!process.connected) return false;
+      process.send!(msg, undefined, {}, () => {});
+      return true;
+    }));
+    this.hub = new Hub({ first: (ch) => link.want(ch), last: (ch) => link.drop(ch) });
+    this.clientEdge = new ClientEdge(config, {
       hub: this.hub,
-      streams: new Set(config.streams),
-      maxChannels: config.maxChannels,
-      opsPerSec: config.clientOpsPerSec,
-      bufferLimit: config.clientBufferBytes,
-      gate: (ch) => this.gates.get(ch)?.promise ?? null,
+      registry: this.registry,
+      log: this.log,
+      clients: () => this.clients,
+      gate: (ch) => link.gate(ch),
       onSlow: () => {
         this.slowConsumers++;
         this.metrics.slow.inc();
@@ -105,13 +112,14 @@ class Shard {
       onError: (code) => this.metrics.errors.inc({ code }),
       auth,
       expiry: new ExpirySweep(),
-    };
+    });
     this.gate = new AdmissionGate(send, () => this.maxSockets - this.clients.size - this.gate.held);
     this.wss = new WebSocketServer({
       noServer: true,
       perMessageDeflate: false,
       maxPayload: config.maxPayload,
       clientTracking: false,
+      autoPong: false, // the client answers pings itself, within its rate limit and output cap
       handleProtocols: chooseProtocol,
     });
     this.edge = new HttpEdge(
@@ -149,13 +157,14 @@ class Shard {
     this.bus.on('data', (chunk: Buffer) => this.decoder.push(chunk, (batch) => this.onBatch(batch)));
     this.bus.on('error', (err) => this.log.error({ err }, 'bus pipe error'));
     this.statsTimer = setInterval(() => this.sendStats(true), STATS_MS);
+    this.clientEdge.start();
     process.on('message', (msg: ToShard, handle?: unknown) => this.onMessage(msg, handle));
     process.on('disconnect', () => this.drain(Date.now() + ORPHAN_DRAIN_MS));
     send({ t: 'ready' });
   }
 
   private onClient(ws: WebSocket, socket: net.Socket, claims: ChannelClaims | undefined, release: () => void): void {
-    const client = new Client(ws, socket, this.ctx, claims);
+    const client = new Client(ws, socket, this.clientEdge.ctx, claims);
     this.clients.add(client);
     ws.on('error', () => {}); // close follows; ws already sent the right close code (e.g. 1009)
     ws.on('close', () => {
@@ -185,8 +194,8 @@ class Shard {
         if (handle instanceof net.Socket) this.edge.serve(handle);
         else send({ t: 'relay-failed' });
         break;
-      case 'sub-ack':
-        this.gates.get(msg.ch)?.resolve();
+      case 'interest-ack':
+        this.link.acked(msg.seq);
         break;
       case 'stats-req':
         this.sendStats(false);
@@ -243,20 +252,6 @@ class Shard {
     this.metrics.rejected.inc({ reason });
   }
 
-  private firstSubscriber(ch: string): void {
-    let resolve!: () => void;
-    const promise = new Promise<void>((r) => (resolve = r));
-    const timer = setTimeout(resolve, GATE_TIMEOUT_MS);
-    this.gates.set(ch, { promise, resolve: () => (clearTimeout(timer), resolve()) });
-    send({ t: 'sub', ch });
-  }
-
-  private lastSubscriber(ch: string): void {
-    this.gates.get(ch)?.resolve();
-    this.gates.delete(ch);
-    send({ t: 'unsub', ch });
-  }
-
   private onBatch(batch: Parameters<Hub['publish']>[0]): void {
     this.busBatches++;
     this.busMessages += batch.length;
@@ -284,6 +279,7 @@ class Shard {
       slowConsumers: this.slowConsumers,
       refused: { ...this.refused },
       relayed: this.relayed,
+      ...this.clientEdge.stats(),
       rssMb: process.memoryUsage.rss() / 1048576,
       cpu: this.cpu,
     };
@@ -297,6 +293,8 @@ class Shard {
     this.draining = true;
     this.gate.draining = true;
     if (this.statsTimer) clearInterval(this.statsTimer);
+    this.clientEdge.stop();
+    this.link.stop();
     this.log.info({ clients: this.clients.size }, 'draining');
     for (const c of this.clients) c.close(CloseCode.GOING_AWAY, 'server shutting down');
     const finish = () => {

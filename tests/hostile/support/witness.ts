@@ -36,3 +36,12 @@ export function metricSum(text: string, name: string): number {
 export async function metrics(srv: RunningServer): Promise<string> {
   return (await fetch(srv.metricsUrl)).text();
 }
+
+/** Sum of a Prometheus metric's samples whose labels include `label` (e.g. `reason="slow"`). */
+export function metricSumWith(text: string, name: string, label: string): number {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (line.startsWith(`${name}{`) && line.slice(0, line.indexOf('}')).includes(label)) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return sum;
+}
