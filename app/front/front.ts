@@ -245,7 +245,7 @@ export class Front {
         rss_mb: round(s.stats?.rssMb ?? 0),
         cpu: round(s.stats?.cpu ?? 0),
       })),
-      bus: { batches: this.bus.batches, messages: this.bus.messages, batch_size: this.config.busBatchSize, flush_ms: this.config.busFlushMs },
+      bus: this.bus.health(),
     };
     if (this.source.kind === 'kafka') body.kafka = this.source.health();
     else body.feed = this.source.health();

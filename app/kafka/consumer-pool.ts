@@ -28,6 +28,15 @@ const RELAUNCH_MIN_MS = 500;
 const RELAUNCH_MAX_MS = 10_000;
 const DISCONNECT_TIMEOUT_MS = 5_000;
 
+/**
+ * What the pool needs from the bus to hold back (optional: any Dispatch works): congested while
+ * the server as a whole cannot keep up; the pool pauses fetching until it clears.
+ */
+export interface FlowControl {
+  readonly congested: boolean;
+  onCongestion(fn: (congested: boolean) => void): void;
+}
+
 export class KafkaConsumerPool implements MessageSource {
   readonly kind = 'kafka' as const;
   private readonly log: Logger;
@@ -47,10 +56,12 @@ export class KafkaConsumerPool implements MessageSource {
   private recordsTotal = 0;
   private readonly rejectedBy: Record<RejectReason, number>;
   private readonly lagByPartition = new Map<string, number>();
+  private paused = false;
+  private pauses = 0;
 
   constructor(
     private readonly config: KafkaConfig,
-    private readonly dispatch: Dispatch,
+    private readonly dispatch: Dispatch & Partial<FlowControl>,
     logger: Logger,
     registry: Registry,
   ) {
@@ -70,6 +81,32 @@ export class KafkaConsumerPool implements MessageSource {
         this.metrics.batchSize.observe(batch.length);
       },
     });
+    dispatch.onCongestion?.((congested) => this.setPaused(congested));
+  }
+
+  /** Pauses fetching while the bus is congested; what was fetched is still dispatched. */
+  private setPaused(paused: boolean): void {
+    if (paused === this.paused) return;
+    this.paused = paused;
+    if (paused) {
+      this.pauses++;
+      this.metrics.pauses.inc();
+    }
+    this.metrics.paused.set(paused ? 1 : 0);
+    if (!paused) this.lastFetchAt = Math.max(this.lastFetchAt, Date.now() - STALE_MS / 2); // no stale/stuck verdict for the pause
+    this.log.info({ paused }, paused ? 'kafka fetching paused: the shards are behind' : 'kafka fetching resumed');
+    this.applyPause(this.consumer);
+  }
+
+  private applyPause(consumer: Consumer | null): void {
+    if (!consumer) return;
+    const topics = this.config.topics.map((topic) => ({ topic }));
+    try {
+      if (this.paused) consumer.pause(topics);
+      else consumer.resume(topics);
+    } catch {
+      // Not running yet: tryLaunch applies the state once run() has started.
+    }
   }
 
   async start(): Promise<void> {
@@ -99,6 +136,8 @@ export class KafkaConsumerPool implements MessageSource {
   health(): Record<string, unknown> {
     return {
       connected: this.connected(),
+      paused: this.paused,
+      pauses_total: this.pauses,
       group: this.config.group,
       topics: [...this.config.topics],
       lag: this.lag(),
@@ -110,6 +149,8 @@ export class KafkaConsumerPool implements MessageSource {
   }
 
   private connected(): boolean {
+    // Paused, kafkajs stops fetching but stays in the group (heartbeats go on).
+    if (this.paused) return this.state === 'running' && this.consumer !== null;
     return this.state === 'running' && this.consumer !== null && Date.now() - this.lastFetchAt < STALE_MS;
   }
 
@@ -182,6 +223,7 @@ export class KafkaConsumerPool implements MessageSource {
         eachBatch: (payload) => this.eachBatch(payload),
       });
       if (superseded()) await consumer.disconnect();
+      else this.applyPause(consumer);
     } catch (e) {
       if (superseded()) {
         await consumer.disconnect().catch(() => {});
@@ -228,7 +270,7 @@ export class KafkaConsumerPool implements MessageSource {
   }
 
   private checkStuck() {
-    if (this.state !== 'running' || this.launching || this.relaunchTimer) return;
+    if (this.state !== 'running' || this.launching || this.relaunchTimer || this.paused) return;
     const since = Math.max(this.lastFetchAt, this.launchedAt);
     if (Date.now() - since > STUCK_MS) {
       this.limited.log('warn', 'stuck', { since_ms: Date.now() - since }, 'kafka consumer stuck; starting a new one');
