@@ -64,6 +64,8 @@ interface TargetState {
   droppedBytes: number;
   droppedMessages: number;
   overCapSince: number | null;
+  /** Since when its queue has been above half the cap (cleared below a quarter). */
+  highSince: number | null;
 }
 
 /** over_cap_since_ms: since when (ms epoch) the shard's output has been over its cap, or null. */
@@ -71,8 +73,10 @@ export type BusTargetStats = HealthBody['bus']['shards'][number];
 
 // A new channel looks this far from the least recently used end for one it may evict.
 const EVICT_SCAN = 64;
-// While congested, how often the drain is checked (no flush may come: the source is paused).
+// While a shard is behind, how often that is checked (no flush may come: the source is paused).
 const CONGESTION_POLL_MS = 20;
+// A shard is behind when its queue stayed above half the cap this long.
+const BEHIND_MS = 100;
 
 export class BroadcastBus implements Dispatch {
   private readonly channels = new Map<string, ChannelState>();
@@ -89,6 +93,7 @@ export class BroadcastBus implements Dispatch {
   private stopped = false;
   private congestedNow = false;
   private readonly congestionListeners: Array<(congested: boolean) => void> = [];
+  private drainWaiters: Array<() => void> = [];
   batches = 0;
   messages = 0;
   evictions = 0;
@@ -239,6 +244,7 @@ export class BroadcastBus implements Dispatch {
     if (this.sweeper) clearInterval(this.sweeper);
     if (this.pollTimer) clearInterval(this.pollTimer);
     this.sweeper = this.pollTimer = null;
+    for (const w of this.drainWaiters.splice(0)) w();
   }
 
   // ---- per-channel state ----
@@ -330,7 +336,7 @@ export class BroadcastBus implements Dispatch {
     let ts = this.byTarget.get(t.id);
     if (!ts || ts.incarnation !== t.incarnation) {
       // A restarted shard starts clean: its old clients (and their gaps) are gone.
-      ts = { target: t, incarnation: t.incarnation, droppedBytes: ts?.droppedBytes ?? 0, droppedMessages: ts?.droppedMessages ?? 0, overCapSince: null };
+      ts = { target: t, incarnation: t.incarnation, droppedBytes: ts?.droppedBytes ?? 0, droppedMessages: ts?.droppedMessages ?? 0, overCapSince: null, highSince: null };
       this.byTarget.set(t.id, ts);
     }
     return ts;
@@ -359,9 +365,9 @@ export class BroadcastBus implements Dispatch {
   // ---- flow control for the source ----
 
   /**
-   * Congested while a strict majority of the shards receiving data hold more than half their cap:
-   * the server as a whole cannot keep up. One hung shard is not that (it is dropped for instead).
-   * Clears when no majority holds more than a quarter.
+   * Congested while a strict majority of the shards receiving data are behind (their queue stayed
+   * above half the cap for BEHIND_MS, until it falls to a quarter): the server as a whole cannot
+   * keep up. One hung shard is not that (it is dropped for instead).
    */
   get congested(): boolean {
     return this.congestedNow;
@@ -371,29 +377,66 @@ export class BroadcastBus implements Dispatch {
     this.congestionListeners.push(fn);
   }
 
-  private checkCongestion(): void {
+  /**
+   * Right now a strict majority of the shards receiving data hold more than half their cap: a
+   * source that can go faster than the shards (Kafka catching up on lag) waits for drained().
+   */
+  get saturated(): boolean {
     const cap = this.opts.shardBufferBytes;
     let live = 0;
     let high = 0;
-    let low = 0;
     this.targets.forEachTarget((t) => {
       live++;
       if (t.pendingBytes > cap / 2) high++;
-      if (t.pendingBytes > cap / 4) low++;
     });
-    const next = this.congestedNow ? low * 2 > live : high * 2 > live;
-    if (next === this.congestedNow) return;
-    this.congestedNow = next;
-    this.metrics.congested.set(next ? 1 : 0);
-    if (next) {
-      this.metrics.congestions.inc();
+    return high * 2 > live;
+  }
+
+  /** Resolves once the bus is no longer saturated (or stopped). */
+  drained(): Promise<void> {
+    if (this.stopped || !this.saturated) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.drainWaiters.push(resolve);
+      this.checkCongestion(); // starts the sampling that will resolve it
+    });
+  }
+
+  private checkCongestion(): void {
+    const now = Date.now();
+    const cap = this.opts.shardBufferBytes;
+    let live = 0;
+    let behind = 0;
+    let watching = false;
+    this.targets.forEachTarget((t) => {
+      live++;
+      const ts = this.targetState(t);
+      const queued = t.pendingBytes;
+      if (queued > cap / 2) ts.highSince ??= now;
+      else if (queued <= cap / 4) ts.highSince = null;
+      if (ts.highSince === null) return;
+      watching = true;
+      // A burst fills a pipe for a moment; behind means it stayed full.
+      if (now - ts.highSince >= BEHIND_MS) behind++;
+    });
+    // Sampled while any shard is high, since a paused source sends no flush to look again.
+    if (watching && !this.pollTimer) {
       this.pollTimer = setInterval(() => this.checkCongestion(), CONGESTION_POLL_MS);
       this.pollTimer.unref();
-    } else if (this.pollTimer) {
+    } else if (!watching && this.pollTimer) {
       clearInterval(this.pollTimer);
       this.pollTimer = null;
     }
-    this.log.info({ congested: next }, next ? 'bus congested: most shards are behind' : 'bus drained');
+    if (this.drainWaiters.length && (this.stopped || !this.saturated)) {
+      const waiters = this.drainWaiters;
+      this.drainWaiters = [];
+      for (const w of waiters) w();
+    }
+    const next = behind * 2 > live;
+    if (next === this.congestedNow) return;
+    this.congestedNow = next;
+    this.metrics.congested.set(next ? 1 : 0);
+    if (next) this.metrics.congestions.inc();
+    this.log.info({ congested: next, behind, shards: live }, next ? 'bus congested: most shards are behind' : 'bus drained');
     for (const fn of this.congestionListeners) fn(next);
   }
 

@@ -27,6 +27,7 @@ const PARTITIONS_CONCURRENTLY = 16;
 const RELAUNCH_MIN_MS = 500;
 const RELAUNCH_MAX_MS = 10_000;
 const DISCONNECT_TIMEOUT_MS = 5_000;
+const HEARTBEAT_WHILE_WAITING_MS = 1_000;
 
 /**
  * What the pool needs from the bus to hold back (optional: any Dispatch works): congested while
@@ -35,6 +36,9 @@ const DISCONNECT_TIMEOUT_MS = 5_000;
 export interface FlowControl {
   readonly congested: boolean;
   onCongestion(fn: (congested: boolean) => void): void;
+  /** Most shards hold a lot right now: hand on no more until drained() resolves. */
+  readonly saturated: boolean;
+  drained(): Promise<void>;
 }
 
 export class KafkaConsumerPool implements MessageSource {
@@ -234,7 +238,7 @@ export class KafkaConsumerPool implements MessageSource {
     }
   }
 
-  private async eachBatch({ batch, resolveOffset, commitOffsetsIfNecessary, isRunning, isStale }: EachBatchPayload) {
+  private async eachBatch({ batch, resolveOffset, commitOffsetsIfNecessary, heartbeat, isRunning, isStale }: EachBatchPayload) {
     const group = this.batcher.group();
     let last: string | null = null;
     for (const record of batch.messages) {
@@ -243,6 +247,12 @@ export class KafkaConsumerPool implements MessageSource {
       if (r.ok) group.push(r.message);
       else this.reject(r.reason, batch.topic, batch.partition, record.offset);
       last = record.offset;
+      // A fetch (up to megabytes, e.g. catching up on lag) can outrun the shards: after each
+      // hand-over, wait while most of them are full rather than make the bus drop for them.
+      while (this.batcher.pending === 0 && this.dispatch.saturated && isRunning() && !isStale()) {
+        await this.waitDrained();
+        await heartbeat(); // stay in the group however long the shards take
+      }
     }
     // Commit only what the bus accepted; if dispatch threw, this throws and kafkajs re-fetches.
     await group.done();
@@ -250,6 +260,16 @@ export class KafkaConsumerPool implements MessageSource {
     resolveOffset(last);
     await commitOffsetsIfNecessary();
     this.lagByPartition.set(`${batch.topic}/${batch.partition}`, Math.max(0, Number(batch.highWatermark) - Number(last) - 1));
+  }
+
+  private waitDrained(): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    return Promise.race([
+      this.dispatch.drained?.() ?? Promise.resolve(),
+      new Promise<void>((r) => {
+        timer = setTimeout(r, HEARTBEAT_WHILE_WAITING_MS);
+      }),
+    ]).finally(() => clearTimeout(timer));
   }
 
   private reject(reason: RejectReason, topic: string, partition: number, offset: string) {
