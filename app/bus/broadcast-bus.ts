@@ -3,7 +3,7 @@
 // for at least one of its channels (targeted dispatch). It bounds what it keeps: per-shard output
 // (a shard over its byte cap is dropped for, counted) and per-channel state (evicted when idle).
 import type { Dispatch, HealthBody, SourceMessage } from '../common/contracts.js';
-import { encodeBatch, segmentHead } from '../common/ipc.js';
+import { encodeBatch } from '../common/ipc.js';
 import type { Logger } from '../common/logger.js';
 import type { BusMetrics } from './bus-metrics.js';
 
@@ -39,7 +39,8 @@ export interface BusOptions {
 /** Per channel: its numbering and the bytes every message of it starts with, built once. */
 interface ChannelState {
   seq: number;
-  head: Buffer; // the segment's channel header (see encodeSegment)
+  /** UTF-8 length of the channel name. (No Buffer per channel: a pooled slice would pin its slab.) */
+  nameBytes: number;
   prefix: string; // `{"channel":"<channel>","epoch":"<epoch>","seq":`
   wildcard: string; // `<stream>:*`
   /** Its last message. */
@@ -81,6 +82,7 @@ const BEHIND_MS = 100;
 export class BroadcastBus implements Dispatch {
   private readonly channels = new Map<string, ChannelState>();
   private readonly byTarget = new Map<number, TargetState>();
+  private readonly wildcards = new Map<string, string>();
   private readonly epochBase: string;
   private readonly moveEveryMs: number;
   private generation = 0;
@@ -149,10 +151,13 @@ export class BroadcastBus implements Dispatch {
       // The source already checked `data` is a JSON object's text: splice it, don't re-encode.
       const json = `${st.prefix}${seq},"ts":${m.ts},"data":${m.data}}`;
       const len = Buffer.byteLength(json);
-      const segment = Buffer.allocUnsafe(st.head.length + 4 + len);
-      st.head.copy(segment, 0);
-      segment.writeUInt32LE(len, st.head.length);
-      segment.write(json, st.head.length + 4);
+      // The segment (see encodeSegment): u16 channel length, channel, u32 payload length, payload.
+      const head = 2 + st.nameBytes;
+      const segment = Buffer.allocUnsafe(head + 4 + len);
+      segment.writeUInt16LE(st.nameBytes, 0);
+      segment.write(channel, 2);
+      segment.writeUInt32LE(len, head);
+      segment.write(json, head + 4);
       this.pending.push({ channel, state: st, segment });
       this.metrics.latency.observe(Math.max(0, now - m.ts) / 1000);
       if (this.pending.length >= this.opts.batchSize) this.flush();
@@ -249,15 +254,22 @@ export class BroadcastBus implements Dispatch {
 
   // ---- per-channel state ----
 
+  /** One `<stream>:*` string per stream (streams are few), shared by its channels. */
+  private wildcardOf(stream: string): string {
+    let w = this.wildcards.get(stream);
+    if (!w) this.wildcards.set(stream, (w = `${stream}:*`));
+    return w;
+  }
+
   private newChannel(channel: string, stream: string, now: number): ChannelState {
     // The epoch names this numbering: a channel forgotten and seen again, or a restarted server,
     // starts a new one at seq 1, so a client can tell a restart of the numbering from a loss.
     const epoch = `${this.epochBase}-${(++this.generation).toString(36)}`;
     return {
       seq: 0,
-      head: segmentHead(channel),
+      nameBytes: Buffer.byteLength(channel),
       prefix: `{"channel":${JSON.stringify(channel)},"epoch":"${epoch}","seq":`,
-      wildcard: `${stream}:*`,
+      wildcard: this.wildcardOf(stream),
       lastAt: now,
       movedAt: now,
       inBatch: 0,
