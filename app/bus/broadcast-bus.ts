@@ -173,13 +173,13 @@ export class BroadcastBus implements Dispatch {
   private schedule(now: number): void {
     if (this.timer || this.immediate) return;
     const wait = this.lastFlushAt + this.opts.flushMs - now;
-    if (wait <= 0 && !this.anyPending()) {
+    if (wait > 0) this.timer = setTimeout(() => this.flush(), Math.min(this.opts.flushMs, wait));
+    else if (this.anyPending()) this.timer = setTimeout(() => this.flush(), this.opts.flushMs);
+    else {
       this.immediate = setImmediate(() => {
         this.immediate = null;
         this.flush();
       });
-    } else {
-      this.timer = setTimeout(() => this.flush(), Math.max(0, Math.min(this.opts.flushMs, wait)));
     }
   }
 

@@ -207,7 +207,8 @@ describe('bus adaptive flushing', () => {
     const b = bus([t], { flushMs: 10_000 });
     t.pendingBytes = 100;
     b.dispatch([msg('trades', 'A')]);
-    await turn();
+    for (let i = 0; i < 5; i++) await turn();
+    await new Promise((r) => setTimeout(r, 50));
     expect(t.received).toBe(0);
     b.flush();
     expect(t.received).toBe(1);
