@@ -79,6 +79,9 @@ const CONGESTION_POLL_MS = 20;
 // A shard is behind when its queue stayed above half the cap this long.
 const BEHIND_MS = 100;
 
+/** A flat copy: a template result is a tree of string pieces, kept per channel it costs more. */
+const flat = (s: string): string => Buffer.from(s).toString();
+
 export class BroadcastBus implements Dispatch {
   private readonly channels = new Map<string, ChannelState>();
   private readonly byTarget = new Map<number, TargetState>();
@@ -268,7 +271,7 @@ export class BroadcastBus implements Dispatch {
     return {
       seq: 0,
       nameBytes: Buffer.byteLength(channel),
-      prefix: `{"channel":${JSON.stringify(channel)},"epoch":"${epoch}","seq":`,
+      prefix: flat(`{"channel":${JSON.stringify(channel)},"epoch":"${epoch}","seq":`),
       wildcard: this.wildcardOf(stream),
       lastAt: now,
       movedAt: now,
