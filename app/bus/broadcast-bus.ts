@@ -98,7 +98,7 @@ export class BroadcastBus implements Dispatch {
   private stopped = false;
   private congestedNow = false;
   private readonly congestionListeners: Array<(congested: boolean) => void> = [];
-  private drainWaiters: Array<() => void> = [];
+  private drainWait: { promise: Promise<void>; resolve(): void } | null = null;
   batches = 0;
   messages = 0;
   evictions = 0;
@@ -252,7 +252,8 @@ export class BroadcastBus implements Dispatch {
     if (this.sweeper) clearInterval(this.sweeper);
     if (this.pollTimer) clearInterval(this.pollTimer);
     this.sweeper = this.pollTimer = null;
-    for (const w of this.drainWaiters.splice(0)) w();
+    this.drainWait?.resolve();
+    this.drainWait = null;
   }
 
   // ---- per-channel state ----
@@ -407,13 +408,16 @@ export class BroadcastBus implements Dispatch {
     return high * 2 > live;
   }
 
-  /** Resolves once the bus is no longer saturated (or stopped). */
+  /** Resolves once the bus is no longer saturated (or stopped); one promise per episode. */
   drained(): Promise<void> {
     if (this.stopped || !this.saturated) return Promise.resolve();
-    return new Promise((resolve) => {
-      this.drainWaiters.push(resolve);
+    if (!this.drainWait) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => (resolve = r));
+      this.drainWait = { promise, resolve };
       this.checkCongestion(); // starts the sampling that will resolve it
-    });
+    }
+    return this.drainWait.promise;
   }
 
   private checkCongestion(): void {
@@ -441,10 +445,9 @@ export class BroadcastBus implements Dispatch {
       clearInterval(this.pollTimer);
       this.pollTimer = null;
     }
-    if (this.drainWaiters.length && (this.stopped || !this.saturated)) {
-      const waiters = this.drainWaiters;
-      this.drainWaiters = [];
-      for (const w of waiters) w();
+    if (this.drainWait && (this.stopped || !this.saturated)) {
+      this.drainWait.resolve();
+      this.drainWait = null;
     }
     const next = behind * 2 > live;
     if (next === this.congestedNow) return;
