@@ -34,7 +34,18 @@ async function main(): Promise<void> {
 
   const entry = fileURLToPath(import.meta.url);
   const pool = new ShardPool(config, entry, log);
-  const bus = new BroadcastBus({ batchSize: config.busBatchSize, flushMs: config.busFlushMs }, pool, log, createBusMetrics(registry));
+  const bus = new BroadcastBus(
+    {
+      batchSize: config.busBatchSize,
+      flushMs: config.busFlushMs,
+      shardBufferBytes: config.busShardBufferBytes,
+      channelIdleMs: config.busChannelIdleMs,
+      maxChannels: config.busMaxChannels,
+    },
+    pool,
+    log,
+    createBusMetrics(registry),
+  );
   const source: MessageSource = createSource(config, bus, log, registry);
 
   log.info({ mode: config.mode, shards: config.shards }, 'sharded mode enabled');

@@ -63,7 +63,20 @@ export interface HealthBody {
     rss_mb: number;
     cpu: number;
   }>;
-  bus: { batches: number; messages: number; batch_size: number; flush_ms: number };
+  bus: {
+    batches: number;
+    messages: number;
+    batch_size: number;
+    flush_ms: number;
+    channels: number;
+    max_channels: number;
+    channel_idle_ms: number;
+    channel_evictions: number;
+    shard_buffer_bytes: number;
+    /** Most shards are behind: the Kafka source is paused until they drain. */
+    congested: boolean;
+    shards: Array<{ id: number; pending_bytes: number; dropped_bytes: number; dropped_messages: number; over_cap_since_ms: number | null }>;
+  };
   kafka?: Record<string, unknown>;
   feed?: Record<string, unknown>;
 }

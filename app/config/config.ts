@@ -64,7 +64,10 @@ export const SETTINGS = {
   pingIntervalMs: { env: 'WS_PING_INTERVAL_MS', flag: 'ping-interval-ms', schema: int(0, 3_600_000), def: '30000', doc: 'server WebSocket ping period; a client that has not answered the previous ping is cut off (0 = off)' },
   idleTimeoutMs: { env: 'WS_IDLE_TIMEOUT_MS', flag: 'idle-timeout-ms', schema: int(0, 86_400_000), def: '60000', doc: 'a connection holding no channel this long is closed with 4009 (0 = off)' },
   busBatchSize: { env: 'WS_BUS_BATCH_SIZE', flag: 'bus-batch-size', schema: int(1, 10_000), def: '100', doc: 'broadcast bus: messages per batch' },
-  busFlushMs: { env: 'WS_BUS_FLUSH_MS', flag: 'bus-flush-ms', schema: int(0, 1000), def: '5', doc: 'broadcast bus: longest wait before a partial batch is sent' },
+  busFlushMs: { env: 'WS_BUS_FLUSH_MS', flag: 'bus-flush-ms', schema: int(0, 10_000), def: '5', doc: 'broadcast bus: longest wait before a partial batch is sent' },
+  busShardBufferBytes: { env: 'WS_BUS_SHARD_BUFFER_BYTES', flag: 'bus-shard-buffer-bytes', schema: int(65_536, 1 << 30), def: String(4 << 20), doc: 'broadcast bus: bytes buffered for one shard before its batches are dropped (counted)' },
+  busChannelIdleMs: { env: 'WS_BUS_CHANNEL_IDLE_MS', flag: 'bus-channel-idle-ms', schema: int(100, 86_400_000), def: '300000', doc: 'broadcast bus: a channel with no message for this long and no concrete subscriber is forgotten (new epoch)' },
+  busMaxChannels: { env: 'WS_BUS_MAX_CHANNELS', flag: 'bus-max-channels', schema: int(100, 100_000_000), def: '200000', doc: 'broadcast bus: channels kept before the least recently used unsubscribed one is forgotten early' },
   headersTimeoutMs: { env: 'WS_HEADERS_TIMEOUT_MS', flag: 'headers-timeout-ms', schema: int(500, 120_000), def: '10000', doc: 'a client must send its whole request head within this (slowloris bound; 408 after)' },
   drainTimeoutMs: { env: 'WS_DRAIN_TIMEOUT_MS', flag: 'drain-timeout-ms', schema: int(100, 600_000), def: '10000', doc: 'shutdown deadline' },
   streams: { env: 'WS_STREAMS', flag: 'streams', schema: list(STREAM_RE, 'a lowercase stream name'), def: 'trades,prices', doc: 'known streams (channel prefixes)' },
@@ -114,6 +117,9 @@ export interface ServerConfig {
   readonly idleTimeoutMs: number;
   readonly busBatchSize: number;
   readonly busFlushMs: number;
+  readonly busShardBufferBytes: number;
+  readonly busChannelIdleMs: number;
+  readonly busMaxChannels: number;
   readonly headersTimeoutMs: number;
   readonly drainTimeoutMs: number;
   readonly streams: readonly string[];

@@ -60,7 +60,7 @@ export function buildHealth(h: HealthInputs): HealthBody {
       rss_mb: round(s.stats?.rssMb ?? 0),
       cpu: round(s.stats?.cpu ?? 0),
     })),
-    bus: { batches: h.bus.batches, messages: h.bus.messages, batch_size: h.config.busBatchSize, flush_ms: h.config.busFlushMs },
+    bus: h.bus.health(),
   };
   if (h.source.kind === 'kafka') body.kafka = h.source.health();
   else body.feed = h.source.health();

@@ -45,6 +45,18 @@ export class ShardHandle implements BusTarget {
     return this.interest.has(channel) || this.interest.has(wildcard);
   }
 
+  wantsExact(channel: string): boolean {
+    return this.interest.has(channel);
+  }
+
+  get incarnation(): number {
+    return this.startedAt;
+  }
+
+  get pendingBytes(): number {
+    return this.pipe?.writableLength ?? 0;
+  }
+
   write(batch: Buffer): void {
     if (this.ready && this.pipe && !this.pipe.destroyed) this.pipe.write(batch);
   }

@@ -90,7 +90,7 @@ function schema(streams: readonly string[], defaultGroup: string) {
         return g;
       }),
     KAFKA_BATCH_SIZE: intIn('KAFKA_BATCH_SIZE', 1, 10_000, 50),
-    KAFKA_BATCH_TIMEOUT_MS: intIn('KAFKA_BATCH_TIMEOUT_MS', 1, 1_000, 10),
+    KAFKA_BATCH_TIMEOUT_MS: intIn('KAFKA_BATCH_TIMEOUT_MS', 1, 10_000, 10),
     KAFKA_MAX_RECORD_BYTES: intIn('KAFKA_MAX_RECORD_BYTES', 2, 8 * 1024 * 1024, 65_536),
     KAFKA_FROM_BEGINNING: z
       .string()

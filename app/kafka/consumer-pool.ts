@@ -27,6 +27,19 @@ const PARTITIONS_CONCURRENTLY = 16;
 const RELAUNCH_MIN_MS = 500;
 const RELAUNCH_MAX_MS = 10_000;
 const DISCONNECT_TIMEOUT_MS = 5_000;
+const HEARTBEAT_WHILE_WAITING_MS = 1_000;
+
+/**
+ * What the pool needs from the bus to hold back (optional: any Dispatch works): congested while
+ * the server as a whole cannot keep up; the pool pauses fetching until it clears.
+ */
+export interface FlowControl {
+  readonly congested: boolean;
+  onCongestion(fn: (congested: boolean) => void): void;
+  /** Most shards hold a lot right now: hand on no more until drained() resolves. */
+  readonly saturated: boolean;
+  drained(): Promise<void>;
+}
 
 export class KafkaConsumerPool implements MessageSource {
   readonly kind = 'kafka' as const;
@@ -47,10 +60,12 @@ export class KafkaConsumerPool implements MessageSource {
   private recordsTotal = 0;
   private readonly rejectedBy: Record<RejectReason, number>;
   private readonly lagByPartition = new Map<string, number>();
+  private paused = false;
+  private pauses = 0;
 
   constructor(
     private readonly config: KafkaConfig,
-    private readonly dispatch: Dispatch,
+    private readonly dispatch: Dispatch & Partial<FlowControl>,
     logger: Logger,
     registry: Registry,
   ) {
@@ -70,6 +85,32 @@ export class KafkaConsumerPool implements MessageSource {
         this.metrics.batchSize.observe(batch.length);
       },
     });
+    dispatch.onCongestion?.((congested) => this.setPaused(congested));
+  }
+
+  /** Pauses fetching while the bus is congested; what was fetched is still dispatched. */
+  private setPaused(paused: boolean): void {
+    if (paused === this.paused) return;
+    this.paused = paused;
+    if (paused) {
+      this.pauses++;
+      this.metrics.pauses.inc();
+    }
+    this.metrics.paused.set(paused ? 1 : 0);
+    if (!paused) this.lastFetchAt = Math.max(this.lastFetchAt, Date.now() - STALE_MS / 2); // no stale/stuck verdict for the pause
+    this.log.info({ paused }, paused ? 'kafka fetching paused: the shards are behind' : 'kafka fetching resumed');
+    this.applyPause(this.consumer);
+  }
+
+  private applyPause(consumer: Consumer | null): void {
+    if (!consumer) return;
+    const topics = this.config.topics.map((topic) => ({ topic }));
+    try {
+      if (this.paused) consumer.pause(topics);
+      else consumer.resume(topics);
+    } catch {
+      // Not running yet: tryLaunch applies the state once run() has started.
+    }
   }
 
   async start(): Promise<void> {
@@ -99,6 +140,8 @@ export class KafkaConsumerPool implements MessageSource {
   health(): Record<string, unknown> {
     return {
       connected: this.connected(),
+      paused: this.paused,
+      pauses_total: this.pauses,
       group: this.config.group,
       topics: [...this.config.topics],
       lag: this.lag(),
@@ -110,6 +153,8 @@ export class KafkaConsumerPool implements MessageSource {
   }
 
   private connected(): boolean {
+    // Paused, kafkajs stops fetching but stays in the group (heartbeats go on).
+    if (this.paused) return this.state === 'running' && this.consumer !== null;
     return this.state === 'running' && this.consumer !== null && Date.now() - this.lastFetchAt < STALE_MS;
   }
 
@@ -182,6 +227,7 @@ export class KafkaConsumerPool implements MessageSource {
         eachBatch: (payload) => this.eachBatch(payload),
       });
       if (superseded()) await consumer.disconnect();
+      else this.applyPause(consumer);
     } catch (e) {
       if (superseded()) {
         await consumer.disconnect().catch(() => {});
@@ -192,7 +238,7 @@ export class KafkaConsumerPool implements MessageSource {
     }
   }
 
-  private async eachBatch({ batch, resolveOffset, commitOffsetsIfNecessary, isRunning, isStale }: EachBatchPayload) {
+  private async eachBatch({ batch, resolveOffset, commitOffsetsIfNecessary, heartbeat, isRunning, isStale }: EachBatchPayload) {
     const group = this.batcher.group();
     let last: string | null = null;
     for (const record of batch.messages) {
@@ -201,6 +247,12 @@ export class KafkaConsumerPool implements MessageSource {
       if (r.ok) group.push(r.message);
       else this.reject(r.reason, batch.topic, batch.partition, record.offset);
       last = record.offset;
+      // A fetch (up to megabytes, e.g. catching up on lag) can outrun the shards: after each
+      // hand-over, wait while most of them are full rather than make the bus drop for them.
+      while (this.batcher.pending === 0 && this.dispatch.saturated && isRunning() && !isStale()) {
+        await this.waitDrained();
+        await heartbeat(); // stay in the group however long the shards take
+      }
     }
     // Commit only what the bus accepted; if dispatch threw, this throws and kafkajs re-fetches.
     await group.done();
@@ -208,6 +260,16 @@ export class KafkaConsumerPool implements MessageSource {
     resolveOffset(last);
     await commitOffsetsIfNecessary();
     this.lagByPartition.set(`${batch.topic}/${batch.partition}`, Math.max(0, Number(batch.highWatermark) - Number(last) - 1));
+  }
+
+  private waitDrained(): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    return Promise.race([
+      this.dispatch.drained?.() ?? Promise.resolve(),
+      new Promise<void>((r) => {
+        timer = setTimeout(r, HEARTBEAT_WHILE_WAITING_MS);
+      }),
+    ]).finally(() => clearTimeout(timer));
   }
 
   private reject(reason: RejectReason, topic: string, partition: number, offset: string) {
@@ -228,7 +290,7 @@ export class KafkaConsumerPool implements MessageSource {
   }
 
   private checkStuck() {
-    if (this.state !== 'running' || this.launching || this.relaunchTimer) return;
+    if (this.state !== 'running' || this.launching || this.relaunchTimer || this.paused) return;
     const since = Math.max(this.lastFetchAt, this.launchedAt);
     if (Date.now() - since > STUCK_MS) {
       this.limited.log('warn', 'stuck', { since_ms: Date.now() - since }, 'kafka consumer stuck; starting a new one');

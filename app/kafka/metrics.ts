@@ -8,6 +8,8 @@ export interface KafkaMetrics {
   batchSize: Histogram;
   lag: Gauge;
   connected: Gauge;
+  paused: Gauge;
+  pauses: Counter;
 }
 
 export function createKafkaMetrics(
@@ -44,6 +46,8 @@ export function createKafkaMetrics(
         this.set(sample.lag());
       },
     }),
+    paused: new Gauge({ name: 'odin_ws_kafka_paused', help: '1 while fetching is paused because the shards are behind (bus congested)', registers }),
+    pauses: new Counter({ name: 'odin_ws_kafka_pauses_total', help: 'Times fetching was paused because the shards were behind', registers }),
     connected: new Gauge({
       name: 'odin_ws_kafka_connected',
       help: '1 while the consumer is in its group and fetching from the broker',

@@ -1,5 +1,8 @@
-// Groups items into batches of at most `maxSize`, flushed when full or `maxDelayMs` after the first
-// pending item arrived, whichever comes first. Knows nothing of Kafka: the consumer pushes a fetched
+// Groups items into batches of at most `maxSize`. Adaptive: when nothing was flushed in the last
+// `maxDelayMs` (arrivals are sparse) a pending item goes out at the end of the current turn, with
+// whatever else arrives in that turn; while arrivals are dense it waits until `maxDelayMs` after the
+// previous flush or until the batch is full, so the size and the delay stay upper bounds and
+// batches still fill under load. Knows nothing of Kafka: the consumer pushes a fetched
 // batch as one group and waits for the group to be handed on before it commits offsets, so another
 // client library can drive it the same way.
 
@@ -49,13 +52,15 @@ export function createMicroBatcher<T>(opts: { maxSize: number; maxDelayMs: numbe
   let items: T[] = [];
   let owners: GroupState[] = []; // owners[i] pushed items[i]
   let timer: NodeJS.Timeout | null = null;
+  let immediate: NodeJS.Immediate | null = null;
+  let lastFlushAt = -Infinity;
 
   const flush = () => {
-    if (timer) {
-      clearTimeout(timer);
-      timer = null;
-    }
+    if (timer) clearTimeout(timer);
+    if (immediate) clearImmediate(immediate);
+    timer = immediate = null;
     if (items.length === 0) return;
+    lastFlushAt = performance.now();
     const batch = items;
     const from = owners;
     items = [];
@@ -83,7 +88,11 @@ export function createMicroBatcher<T>(opts: { maxSize: number; maxDelayMs: numbe
     owners.push(g);
     g.unflushed++;
     if (items.length >= maxSize) flush();
-    else if (!timer) timer = setTimeout(flush, maxDelayMs);
+    else if (!timer && !immediate) {
+      const wait = lastFlushAt + maxDelayMs - performance.now();
+      if (wait <= 0) immediate = setImmediate(flush);
+      else timer = setTimeout(flush, Math.min(maxDelayMs, wait));
+    }
   };
 
   return {

@@ -61,3 +61,34 @@ describe('micro-batcher', () => {
     ]);
   });
 });
+
+describe('micro-batcher, adaptive', () => {
+  const turn = () => new Promise((r) => setImmediate(r));
+
+  it('hands on a lone item at the end of the turn even with a 10 s timeout', async () => {
+    const batches: string[][] = [];
+    const b = createMicroBatcher<string>({ maxSize: 50, maxDelayMs: 10_000, sink: (x) => void batches.push(x) });
+    const g = b.group();
+    g.push('a');
+    g.push('b'); // same turn: joins
+    expect(batches).toEqual([]);
+    await g.done();
+    expect(batches).toEqual([['a', 'b']]);
+    b.stop();
+  }, 5_000);
+
+  it('fills batches to maxSize while arrivals are dense', async () => {
+    const batches: number[][] = [];
+    const b = createMicroBatcher<number>({ maxSize: 50, maxDelayMs: 10_000, sink: (x) => void batches.push(x) });
+    b.group().push(-1);
+    await turn(); // the lone one went out
+    for (let i = 0; i < 520; i++) {
+      b.group().push(i); // one item per group, spread over many turns, as partitions arrive
+      if (i % 7 === 0) await turn();
+    }
+    expect(batches.map((x) => x.length)).toEqual([1, ...Array(10).fill(50)]);
+    expect(b.pending).toBe(20); // waiting for the window's end or a full batch
+    b.stop();
+    expect(batches.at(-1)).toHaveLength(20);
+  }, 5_000);
+});
