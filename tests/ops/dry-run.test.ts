@@ -8,7 +8,10 @@ const CASES: Array<{ script: string; args: string[]; expect: RegExp[] }> = [
   {
     script: 'scripts/ops/deploy.mjs',
     args: [],
-    expect: [/^\[dry-run\] gcloud auth list/m, /^\[dry-run\] node scripts\/build\.mjs$/m, /^\[dry-run\] cdktf deploy '\*' --auto-approve$/m, /^\[dry-run\] gcloud compute scp .*'<ws_instance>:\/tmp\/'$/m, /systemctl restart odin-ws/, /^\[dry-run\] poll <health_url>/m],
+    // Every step of a first deploy, in order: preflight, bootstrap, infra, converge, release, health.
+    expect: [
+      /^== preflight[^]*^\[dry-run\] gcloud auth list[^]*^\[dry-run\] gcloud projects get-iam-policy odin-test[^]*^== build\n\[dry-run\] node scripts\/build\.mjs$[^]*^== bootstrap[^]*^\[dry-run\] cdktf deploy bootstrap --auto-approve$[^]*^== infrastructure[^]*^\[dry-run\] cdktf deploy network backend ws --auto-approve$[^]*^== converge ws[^]*google_metadata_script_runner startup[^]*^== release ws[^]*'<ws_instance>:\/tmp\/'$[^]*systemctl restart odin-ws[^]*^== health[^]*127\.0\.0\.1:3004\/health[^]*^\[dry-run\] poll until healthy on [\w-]+ .*then GET <health_url>$/m,
+    ],
   },
   { script: 'scripts/ops/health-all.mjs', args: [], expect: [/^\[dry-run\] cdktf output/m, /^\[dry-run\] gcloud compute ssh '<backend_instance>'/m, /^\[dry-run\] GET <health_url>$/m] },
   { script: 'scripts/ops/logs.mjs', args: ['publisher'], expect: [/^\[dry-run\] gcloud compute ssh '<backend_instance>'.*journalctl.*-u odin-publisher/m] },
