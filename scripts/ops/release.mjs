@@ -26,16 +26,16 @@ export function gitState(root) {
 }
 
 /** Copies dist/<bundle>.mjs (+ .map) into dist/releases/<version>/ and writes release.json. */
-export function assembleRelease({ root, version, now = new Date() }) {
+export function assembleRelease({ root, version, now = new Date(), bundles = BUNDLES }) {
   const dist = path.join(root, 'dist');
   const dir = path.join(dist, 'releases', version);
-  const missing = BUNDLES.filter((b) => !fs.existsSync(path.join(dist, `${b}.mjs`)));
+  const missing = bundles.filter((b) => !fs.existsSync(path.join(dist, `${b}.mjs`)));
   if (missing.length) {
     throw new OpsError(`the build produced no ${missing.map((b) => `dist/${b}.mjs`).join(', ')} (see scripts/build.mjs for the entry points)`);
   }
   fs.mkdirSync(dir, { recursive: true });
   const files = {};
-  for (const b of BUNDLES) {
+  for (const b of bundles) {
     for (const name of [`${b}.mjs`, `${b}.mjs.map`]) {
       const src = path.join(dist, name);
       if (!fs.existsSync(src)) continue;
