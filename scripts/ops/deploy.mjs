@@ -127,7 +127,7 @@ export async function deploy(gcp, deployment, { skipInfra = false, healthTimeout
     const target = { instance: out[instance], zone: out.zone, project: out.project };
     log(`== converge ${role}: ${out[instance]} (re-run its startup script if the config changed)`);
     // A VM that was just created needs a minute before IAP SSH answers: retry connection failures.
-    await gcp.ssh(target, convergeScript(), { retries: NEW_VM_RETRIES, stream: true });
+    await gcp.ssh(target, convergeScript({ service }), { retries: NEW_VM_RETRIES, stream: true });
     log(`== release ${role}: ${version}${service ? ` (restart ${service})` : ''}`);
     await gcp.scp(target, [local], `${out[instance]}:/tmp/`, { retries: NEW_VM_RETRIES });
     if (service === 'odin-ws') log('restarting odin-ws: it drains, clients get 1001 and reconnect');

@@ -68,13 +68,18 @@ const METADATA_SCRIPT = 'http://metadata.google.internal/computeMetadata/v1/inst
  * Shell run on a VM before a restart: if its startup-script metadata differs from the script it
  * last applied (the script records its own hash when it finishes), re-run it so changed env,
  * units, sysctls and config files are in place. The boot-time run is waited out first: two runs
- * at once would fight over apt and the files.
+ * at once would fight over apt and the files. `service` (the one the release step restarts) is
+ * left for that restart, so a deploy that changes its config restarts it once, not twice.
  */
-export function convergeScript({ waitBootS = 600 } = {}) {
+export const DEFERRED_RESTARTS = '/run/odin/deferred-restarts';
+
+export function convergeScript({ waitBootS = 600, service = null } = {}) {
   const tries = Math.max(1, Math.ceil(waitBootS / 5));
   return [
     'set -eu',
     `for i in $(seq 1 ${tries}); do [ "$(systemctl is-active google-startup-scripts.service || true)" = activating ] || break; sleep 5; done`,
+    // The service the release step restarts anyway: one restart, on the new release and config.
+    ...(service ? [`sudo install -d -m 0755 /run/odin && echo ${service}.service | sudo tee ${DEFERRED_RESTARTS} >/dev/null`] : []),
     `want=$(curl -fsS -m 10 -H 'Metadata-Flavor: Google' ${METADATA_SCRIPT} | sha256sum | cut -d' ' -f1)`,
     `have=$(cat ${APPLIED_MARK} 2>/dev/null || true)`,
     'if [ "$want" = "$have" ]; then echo "converge: config up to date"; exit 0; fi',
@@ -115,6 +120,7 @@ export function installScript({ version, service, keep = 3, waitUnitS = 300 }) {
     lines.push(
       `for i in $(seq 1 ${tries}); do systemctl cat ${service} >/dev/null 2>&1 && break; sleep 5; done`,
       `sudo systemctl restart ${service}`,
+      `sudo rm -f ${DEFERRED_RESTARTS}`,
       waitActive(service),
     );
   }

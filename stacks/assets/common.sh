@@ -148,13 +148,22 @@ apply_sysctl() {
 # (Re)starts a service only if one of its files changed or it is not running, so re-running
 # this script never drops clients of a healthy server. The units carry ConditionPathExists on
 # the bundle, so before the first deploy a start is a no-op rather than a crash loop.
+# A unit named in $ODIN_DEFERRED_RESTARTS (written by gcp:deploy's converge step, in /run so a
+# reboot forgets it) is not restarted here: the deploy restarts it once, on the new release.
+ODIN_DEFERRED_RESTARTS=${ODIN_DEFERRED_RESTARTS:-/run/odin/deferred-restarts}
 start_service() {
   local unit=$1
   shift
   systemctl daemon-reload
   systemctl enable "$unit" >/dev/null
   if systemctl is-active --quiet "$unit"; then
-    if changed "$@"; then systemctl restart "$unit"; fi
+    if ! changed "$@"; then
+      return 0
+    elif grep -qxF "$unit" "$ODIN_DEFERRED_RESTARTS" 2>/dev/null; then
+      log "$unit: config changed; the deploy restarts it"
+    else
+      systemctl restart "$unit"
+    fi
   else
     systemctl start "$unit" || log "$unit did not start (bundle not deployed yet?)"
   fi

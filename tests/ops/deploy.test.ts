@@ -82,6 +82,9 @@ describe('gcp:deploy', () => {
     const ws = calls.filter((c) => c.argv[2] === 'odin-ws');
     expect(commandOf(ws[0])).toContain('sudo google_metadata_script_runner startup');
     expect(commandOf(ws[0])).toContain('/var/lib/odin/startup-applied.sha256');
+    // ...leaving odin-ws's restart to the release step: one restart per deploy.
+    expect(commandOf(ws[0])).toContain('echo odin-ws.service | sudo tee /run/odin/deferred-restarts');
+    expect(commandOf(ws[1])).toContain('sudo rm -f /run/odin/deferred-restarts');
     const rel = calls.find((c) => c.argv[1] === 'scp')!.argv.find((a) => a.startsWith('dist/releases/'))!;
     const version = path.basename(rel);
     expect(commandOf(ws[1])).toContain(`/opt/odin/releases/${version} /opt/odin/current.next`);

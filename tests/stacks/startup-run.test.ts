@@ -85,6 +85,32 @@ describe('common.sh, run by bash', () => {
   });
 });
 
+describe('start_service', () => {
+  // systemctl stand-in: the unit is active; every call is logged to $CALLS.
+  const systemctl = '#!/bin/sh\necho "$*" >>"$CALLS"\n[ "$1" = is-active ] && exit 0\nexit 0\n';
+  function run(deferred: string | null) {
+    const dir = mkdtempSync(path.join(tmpdir(), 'odin-start-'));
+    dirs.push(dir);
+    if (deferred !== null) writeFileSync(path.join(dir, 'deferred'), `${deferred}\n`);
+    const r = withCommon('ODIN_CHANGED[/etc/odin/ws.env]=1\nstart_service odin-ws.service /etc/odin/ws.env\nstart_service other.service /etc/odin/other.env', {
+      bin: { systemctl },
+      env: { CALLS: path.join(dir, 'calls'), ODIN_DEFERRED_RESTARTS: path.join(dir, 'deferred') },
+    });
+    expect(r.status, r.stderr).toBe(0);
+    return readFileSync(path.join(dir, 'calls'), 'utf8').trim().split('\n');
+  }
+
+  it('restarts an active unit only when one of its files changed', () => {
+    const calls = run(null);
+    expect(calls.filter((c) => c.startsWith('restart'))).toEqual(['restart odin-ws.service']);
+  });
+
+  it('leaves the restart of the unit the deploy restarts anyway to the deploy (one restart per deploy)', () => {
+    expect(run('odin-ws.service').filter((c) => c.startsWith('restart'))).toEqual([]);
+    expect(run('odin-publisher.service').filter((c) => c.startsWith('restart'))).toEqual(['restart odin-ws.service']);
+  });
+});
+
 describe('fetch_secret: Secret Manager at boot, with the VM service account', () => {
   const owner = `${process.getuid!()}:${process.getgid!()}`;
   // curl stand-in: the metadata server and the Secret Manager REST API, from files in $FAKE.
