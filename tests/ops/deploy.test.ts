@@ -72,6 +72,10 @@ describe('gcp:deploy', () => {
       'gcloud compute ssh odin-ws --zone',
     ]);
     // The load-test VM is off by default (loadtest.enabled): not deployed, not touched.
+    expect(calls.filter((c) => c.tool === 'cdktf' && c.argv[0] === 'deploy').map((c) => c.argv)).toEqual([
+      ['deploy', 'bootstrap', '--auto-approve'],
+      ['deploy', 'network', 'backend', 'ws', '--auto-approve'],
+    ]);
     expect(calls.some((c) => c.argv.join(' ').includes('odin-loadtest'))).toBe(false);
     // Every call sees the one resolved project; every VM call goes through IAP.
     for (const c of calls) expect(c.env.GCP_PROJECT).toBe('odin-test');
