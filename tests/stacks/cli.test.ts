@@ -60,7 +60,8 @@ describe('cdktf synth through cdktf.json', () => {
     const hcl = readFileSync(path.join(outdir, 'stacks', 'ws', 'cdk.tf'), 'utf8');
     expect(hcl).toMatch(/resource "google_compute_instance"/);
     expect(hcl).toContain('WS_SHARDS=4');
-    expect(hcl).toMatch(/output "ws_url"/);
+    expect(hcl).toMatch(/output "ws_instance"/);
+    expect(readFileSync(path.join(outdir, 'stacks', 'bootstrap', 'cdk.tf'), 'utf8')).toMatch(/output "ws_url"/);
   });
 
   it('fails with the field named when the config is invalid', async () => {
