@@ -81,6 +81,21 @@ export async function addAuthSecret(gcp, { project, secret, file }) {
   for (const v of older) await gcp.gcloud(['secrets', 'versions', 'disable', v.split('/').pop(), '--secret', secret, '--project', project]);
 }
 
+/**
+ * The state bucket: created by the `state` stack (local state) from the machine that has that
+ * stack's state or when the bucket does not exist yet; a bucket that already exists but is not in
+ * this machine's state (created elsewhere) is used as it is rather than failing with 409.
+ */
+export async function ensureStateBucket(gcp, { stateBucket, project, env }, log) {
+  const local = path.join(gcp.root, `terraform.${env}.state.tfstate`);
+  const found = await gcp.gcloud(['storage', 'buckets', 'describe', `gs://${stateBucket}`, '--project', project, '--format=value(name)'], { allowFail: true, quiet: true });
+  if (!gcp.dryRun && found.exitCode === 0 && !fs.existsSync(local)) {
+    log(`  state bucket gs://${stateBucket} exists (created from another checkout: ${path.basename(local)} is not here); using it as it is`);
+    return;
+  }
+  await gcp.cdktf(['deploy', 'state', '--auto-approve'], { stream: true });
+}
+
 export async function deploy(gcp, deployment, { skipInfra = false, healthTimeoutS = 180, authSecretFile, skipRoleCheck = false, log = (s) => process.stdout.write(`${s}\n`), now = new Date() }) {
   const { project, plan } = deployment;
   const cost = await loadCost(gcp.root);
@@ -105,7 +120,7 @@ export async function deploy(gcp, deployment, { skipInfra = false, healthTimeout
   const stacks = deployStacks(deployment);
   if (!skipInfra) {
     log(`== bootstrap: APIs, WS address, secrets${deployment.stateBucket ? `, state bucket gs://${deployment.stateBucket}` : ''}`);
-    if (deployment.stateBucket) await gcp.cdktf(['deploy', 'state', '--auto-approve'], { stream: true });
+    if (deployment.stateBucket) await ensureStateBucket(gcp, deployment, log);
     await gcp.cdktf(['deploy', 'bootstrap', '--auto-approve'], { stream: true });
     if (pre.quotaDeferred) {
       const problems = await checkQuota(gcp, deployment, machineTypes);

@@ -149,6 +149,19 @@ describe('gcp:deploy', () => {
     expect(s.indexOf(s.find((c) => c.startsWith('secrets versions add'))!)).toBeLessThan(s.findIndex((c) => c.startsWith('deploy network')));
   });
 
+  it('with a state bucket: the state stack first, unless the bucket already exists without this checkout holding its state', async () => {
+    fakes = createFakes({ rules: [{ tool: 'gcloud', match: '^storage buckets describe', exit: 1, stderr: 'NotFoundException: 404' }, ...happyRules(server, body)] });
+    let r = await runScript(DEPLOY, ['--health-timeout', '30'], { ...fakes.env, TF_STATE_BUCKET: 'odin-tf-state-x' });
+    expect(r.code, r.stderr).toBe(0);
+    expect(fakes.calls().filter((c) => c.tool === 'cdktf' && c.argv[0] === 'deploy').map((c) => c.argv[1])).toEqual(['state', 'bootstrap', 'network']);
+    fakes.cleanup();
+    fakes = createFakes({ rules: [{ tool: 'gcloud', match: '^storage buckets describe', stdout: 'odin-tf-state-x\n' }, ...happyRules(server, body)] });
+    r = await runScript(DEPLOY, ['--health-timeout', '30'], { ...fakes.env, TF_STATE_BUCKET: 'odin-tf-state-x' });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('state bucket gs://odin-tf-state-x exists (created from another checkout');
+    expect(fakes.calls().filter((c) => c.tool === 'cdktf' && c.argv[0] === 'deploy').map((c) => c.argv[1])).toEqual(['bootstrap', 'network']);
+  });
+
   it('refuses a short auth secret before creating anything, without printing it', async () => {
     fakes = createFakes({ rules: happyRules(server, body) });
     const file = path.join(fakes.dir, 'short');
