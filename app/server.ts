@@ -8,7 +8,7 @@ import { BroadcastBus } from './bus/broadcast-bus.js';
 import { createBusMetrics } from './bus/bus-metrics.js';
 import type { MessageSource } from './common/contracts.js';
 import { EXIT_CONFIG } from './common/errors.js';
-import { createLogger } from './common/logger.js';
+import { createLogger, type Logger } from './common/logger.js';
 import { parseConfig, type ServerConfig } from './config/config.js';
 import { Front } from './front/front.js';
 import { ShardPool } from './front/shard-pool.js';
@@ -17,7 +17,7 @@ import { createSource } from './front/source.js';
 
 async function main(): Promise<void> {
   if (process.env.ODIN_ROLE === 'shard') {
-    runShard(JSON.parse(process.env.ODIN_SHARD_CONFIG!) as ServerConfig, Number(process.env.ODIN_SHARD_ID));
+    runShard();
     return;
   }
   const parsed = parseConfig(process.env, process.argv.slice(2));
@@ -28,19 +28,18 @@ async function main(): Promise<void> {
   }
   const config = parsed.config;
   const log = createLogger(config.logLevel, { role: 'front' });
+  for (const w of parsed.warnings) log.warn(w);
+  logAuth(config, log);
   const registry = new Registry();
 
-  let front: Front | null = null;
   const entry = fileURLToPath(import.meta.url);
   const pool = new ShardPool(config, entry, log);
   const bus = new BroadcastBus({ batchSize: config.busBatchSize, flushMs: config.busFlushMs }, pool, log, createBusMetrics(registry));
   const source: MessageSource = createSource(config, bus, log, registry);
-  const auth = await createAuth(config);
 
   log.info({ mode: config.mode, shards: config.shards }, 'sharded mode enabled');
   bus.start();
-  await pool.start();
-  front = new Front(config, log, registry, pool, bus, source, auth, releaseVersion(entry));
+  const front = new Front(config, log, registry, pool, bus, source, releaseVersion(entry));
   await front.start();
   await source.start();
 
@@ -54,7 +53,7 @@ async function main(): Promise<void> {
       process.exit(1);
     }, config.drainTimeoutMs + 2000);
     hard.unref();
-    void front!.stop().then(() => process.exit(0));
+    void front.stop().then(() => process.exit(0));
   };
   process.on('SIGTERM', () => onSignal('SIGTERM'));
   process.on('SIGINT', () => onSignal('SIGINT'));
@@ -70,10 +69,11 @@ function releaseVersion(entry: string): string {
   }
 }
 
-async function createAuth(config: ServerConfig) {
-  if (!config.authSecret) return null;
-  const { JwtAuthenticator } = await import('./front/jwt-auth.js');
-  return new JwtAuthenticator(config.authSecret);
+/** Shards verify tokens (they answer the upgrades); the front only says how auth is set up. */
+function logAuth(config: ServerConfig, log: Logger): void {
+  if (!config.auth) return;
+  const { secrets, requireExp, audience, issuer, clockToleranceS } = config.auth;
+  log.info({ secrets: secrets.length, require_exp: requireExp, audience, issuer, clock_tolerance_s: clockToleranceS }, 'auth enabled');
 }
 
 main().catch((err) => {

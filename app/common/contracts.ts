@@ -39,6 +39,8 @@ export interface HealthBody {
     max_connections: number;
     rejected: number;
     rejected_by_reason: Record<string, number>;
+    /** Connections a shard passed to another one for balance (SO_REUSEPORT spreads by hash). */
+    relayed: number;
     cpu: number; // cores in use, all processes summed
     cpu_limit: number;
     memory_mb: number; // RSS of all processes summed
@@ -57,6 +59,7 @@ export interface HealthBody {
     bus_messages: number;
     deliveries: number;
     slow_consumers: number;
+    relayed: number;
     rss_mb: number;
     cpu: number;
   }>;

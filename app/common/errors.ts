@@ -10,18 +10,37 @@ export const ErrorCode = {
   BINARY_UNSUPPORTED: 'BINARY_UNSUPPORTED',
   RATE_LIMITED: 'RATE_LIMITED',
   FORBIDDEN_CHANNEL: 'FORBIDDEN_CHANNEL',
+  // Auth: the HTTP 401 body of a refused upgrade (`{"error":"unauthorized","code":...}`) and the
+  // error reply to a failed `refresh`.
+  TOKEN_MISSING: 'TOKEN_MISSING',
+  TOKEN_INVALID: 'TOKEN_INVALID',
+  TOKEN_EXPIRED: 'TOKEN_EXPIRED',
+  TOKEN_NO_EXP: 'TOKEN_NO_EXP',
+  TOKEN_AUDIENCE: 'TOKEN_AUDIENCE',
+  TOKEN_ISSUER: 'TOKEN_ISSUER',
+  AUTH_DISABLED: 'AUTH_DISABLED',
+  // Handshake: the HTTP 400 body when only `bearer.<jwt>` is offered as subprotocol.
+  PROTOCOL_REQUIRED: 'PROTOCOL_REQUIRED',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
 export const ErrorMessage: Record<ErrorCode, string> = {
   BAD_JSON: 'frame is not valid JSON; send a JSON object such as {"op":"ping"}',
   BAD_REQUEST: 'request must be a JSON object with a string "op" and an optional numeric or string "id"',
-  UNKNOWN_OP: 'unknown op; accepted ops are subscribe, unsubscribe, ping',
+  UNKNOWN_OP: 'unknown op; accepted ops are subscribe, unsubscribe, ping, refresh',
   BAD_CHANNEL: 'channels must be a non-empty array of "<stream>:<token>" or "<stream>:*" with a known stream',
   TOO_MANY_CHANNELS: 'subscription would exceed the per-client channel limit',
   BINARY_UNSUPPORTED: 'binary frames are not supported; send JSON text frames',
   RATE_LIMITED: 'too many requests; slow down',
   FORBIDDEN_CHANNEL: 'your token does not allow this channel',
+  TOKEN_MISSING: 'a token is required: send ?token=<jwt> or a Sec-WebSocket-Protocol entry bearer.<jwt>',
+  TOKEN_INVALID: 'the token is not a valid HS256 JWT signed with this server\'s secret (or is not yet valid, or has a malformed claim)',
+  TOKEN_EXPIRED: 'the token has expired (its exp has passed); get a new one',
+  TOKEN_NO_EXP: 'the token has no exp claim, which this server requires',
+  TOKEN_AUDIENCE: 'the token\'s aud claim does not include this server\'s audience',
+  TOKEN_ISSUER: 'the token\'s iss claim is not this server\'s issuer',
+  AUTH_DISABLED: 'auth is off on this server; there is no token to refresh',
+  PROTOCOL_REQUIRED: 'offer an application protocol (odin.v1) alongside bearer.<jwt>: the server never echoes a credential',
 };
 
 export const CloseCode = {
@@ -30,6 +49,8 @@ export const CloseCode = {
   TOO_BIG: 1009,
   TRY_AGAIN_LATER: 1013,
   SLOW_CONSUMER: 4008,
+  /** The token's exp (+ clock tolerance) passed without a successful refresh. */
+  TOKEN_EXPIRED: 4001,
 } as const;
 
 /** Exit code for invalid configuration (before anything listens). */

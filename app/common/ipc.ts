@@ -1,30 +1,40 @@
 // Front <-> shard protocol. Control messages use Node's IPC channel (JSON, and it carries the
-// socket handles). Bus data uses a dedicated pipe (fd 4 in the shard) with a length-prefixed
+// relayed socket handles). Bus data uses a dedicated pipe (fd 4 in the shard) with a length-prefixed
 // binary framing, so message bytes cross once and are never re-escaped or re-parsed.
 
 export const BUS_FD = 4;
 
 /** Front -> shard. */
 export type ToShard =
-  | { t: 'conn'; method: string; url: string; headers: Record<string, string | string[] | undefined>; head: string; claims?: ChannelClaims }
+  | { t: 'init'; id: number; config: unknown } // first message: the parsed config (never via env)
+  | { t: 'listen'; port: number } // bind the public port (0: pick one; the others then join it)
+  | { t: 'grant'; issued: number; relay: number; gen: number; canRelay: boolean; refuse: string | null; draining: boolean }
+  | { t: 'conn' } // with a handle: a connection another shard relayed (serve it, never relay again)
   | { t: 'sub-ack'; ch: string }
   | { t: 'metrics-req'; id: number }
+  | { t: 'stats-req' } // answer with a fresh `stats` now (for /health)
+  | { t: 'http-res'; id: number; status: number; type: string; body: string }
   | { t: 'drain'; deadlineMs: number };
 
 /** Shard -> front. */
 export type FromShard =
   | { t: 'ready' }
-  | { t: 'got'; n: number } // n `conn` messages arrived (the front's handoff window)
-  | { t: 'conn-failed' } // a handed-off socket never became a WebSocket
-  | { t: 'closed' } // an established client went away
+  | { t: 'listening'; port: number }
+  | { t: 'load'; held: number; open: number; consumed: number; issued: number; gen: number } // admission report (see front/admission.ts)
+  | { t: 'relay' } // with a handle: an unread connection for another shard
+  | { t: 'relay-failed' } // a relayed handle arrived without its socket
+  | { t: 'relay-got'; n: number } // n relayed connections arrived (the front closes its copies)
   | { t: 'sub'; ch: string } // local subscriber count 0 -> 1
   | { t: 'unsub'; ch: string } // local subscriber count 1 -> 0
   | { t: 'stats'; stats: ShardStats }
-  | { t: 'metrics-res'; id: number; metrics: unknown };
+  | { t: 'metrics-res'; id: number; metrics: unknown }
+  | { t: 'http-req'; id: number; kind: 'health' | 'metrics'; detail: boolean };
 
 /** Channel restrictions from an auth token; null/undefined = every channel allowed. */
 export interface ChannelClaims {
   channels?: string[];
+  /** The token's `exp` (seconds since the epoch); the shard closes the client after it. */
+  exp?: number;
 }
 
 export interface ShardStats {
@@ -34,6 +44,10 @@ export interface ShardStats {
   busBatches: number;
   busMessages: number;
   slowConsumers: number;
+  /** Upgrades this shard refused, by reason (summed by the front for /health). */
+  refused: Record<string, number>;
+  /** Connections this shard passed to another one for balance. */
+  relayed: number;
   rssMb: number;
   cpu: number; // cores used since the previous report
 }

@@ -7,6 +7,8 @@ import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { STREAM_RE, TOKEN_RE } from '../common/channel.js';
 import { parseKafkaConfig, type KafkaConfig } from '../kafka/config.js';
+import type { AuthConfig } from '../auth/auth.js';
+import { readSecretFile, secretProblem } from '../auth/secret-file.js';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const num = (min: number, max: number) => z.coerce.number().min(min).max(max);
@@ -40,6 +42,9 @@ function validCidr(c: string): boolean {
   return Number(bits) <= (family === 4 ? 32 : 128);
 }
 
+const secret = z.string().refine((v) => secretProblem(v) === null, secretProblem('')!);
+const claimValue = z.string().regex(/^[\x21-\x7e]{1,256}$/, 'must be 1..256 printable ASCII characters without spaces (the exact aud/iss value tokens carry)');
+
 const totalMemMb = Math.floor(os.totalmem() / 1024 / 1024);
 
 /** One row per setting: env name, flag name, schema, default (as the env text), doc. */
@@ -64,8 +69,25 @@ export const SETTINGS = {
   feedStreams: { env: 'FEED_STREAMS', flag: 'feed-streams', schema: list(STREAM_RE, 'a lowercase stream name'), def: '', doc: 'embedded feed: streams (default: WS_STREAMS)' },
   feedRate: { env: 'FEED_RATE', flag: 'feed-rate', schema: num(0.01, 10_000), def: '1', doc: 'embedded feed: messages per second PER channel' },
   feedPayloadBytes: { env: 'FEED_PAYLOAD_BYTES', flag: 'feed-payload-bytes', schema: int(0, 65536), def: '0', doc: 'embedded feed: pad each message data to about this many bytes' },
-  authSecret: { env: 'WS_AUTH_SECRET', flag: 'auth-secret', schema: z.string().min(16, 'must be at least 16 characters'), def: '', doc: 'HS256 secret; when set, clients need a token' },
+  authSecretFile: { env: 'WS_AUTH_SECRET_FILE', flag: 'auth-secret-file', schema: z.string().min(1), def: '', doc: 'file with the HS256 secret, or two (current, previous) one per line during a rotation; when set, clients need a token' },
+  authSecret: { env: 'WS_AUTH_SECRET', flag: 'auth-secret', schema: secret, def: '', secret: true, doc: 'discouraged (the environment and argv are readable by other processes): the HS256 secret itself; use WS_AUTH_SECRET_FILE' },
+  authRequireExp: { env: 'WS_AUTH_REQUIRE_EXP', flag: 'auth-require-exp', schema: bool, def: 'true', doc: 'refuse tokens without an exp claim (TOKEN_NO_EXP)' },
+  authAudience: { env: 'WS_AUTH_AUDIENCE', flag: 'auth-audience', schema: claimValue, def: '', doc: 'when set, a token\'s aud must include it (TOKEN_AUDIENCE)' },
+  authIssuer: { env: 'WS_AUTH_ISSUER', flag: 'auth-issuer', schema: claimValue, def: '', doc: 'when set, a token\'s iss must equal it (TOKEN_ISSUER)' },
+  authClockToleranceS: { env: 'WS_AUTH_CLOCK_TOLERANCE_S', flag: 'auth-clock-tolerance-s', schema: int(0, 300), def: '5', doc: 'seconds of clock skew allowed on exp/nbf, also for the close at exp' },
   metricsAllow: { env: 'WS_METRICS_ALLOW', flag: 'metrics-allow', schema: cidrList, def: 'private', doc: 'who may GET /metrics: private (loopback + private ranges), any, or a comma list of CIDRs' },
+  allowedOrigins: {
+    env: 'WS_ALLOWED_ORIGINS',
+    flag: 'allowed-origins',
+    schema: z
+      .string()
+      .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean))
+      .pipe(z.array(z.string().regex(/^https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?$/, 'each entry must be an origin such as https://app.example.com or http://localhost:8080'))),
+    def: '',
+    doc: 'origins allowed to open a WebSocket (comma list); empty: any. Clients that send no Origin (non-browsers) are not affected',
+  },
+  maxConnectionsPerIp: { env: 'WS_MAX_CONNECTIONS_PER_IP', flag: 'max-connections-per-ip', schema: int(0, 10_000_000), def: '0', doc: 'connections one source IP may hold (enforced per shard as ceil(limit / shards)); 0: no limit (behind a balancer that hides client IPs)' },
+  maxHttpConnections: { env: 'WS_MAX_HTTP_CONNECTIONS', flag: 'max-http-connections', schema: int(16, 1_000_000), def: '1024', doc: 'plain HTTP connections (not yet upgraded) one shard holds; more are closed at once' },
   logLevel: { env: 'LOG_LEVEL', flag: 'log-level', schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), def: 'info', doc: 'pino log level' },
 } as const;
 
@@ -93,14 +115,20 @@ export interface ServerConfig {
   readonly feedStreams: readonly string[];
   readonly feedRate: number;
   readonly feedPayloadBytes: number;
-  readonly authSecret: string | null;
+  /** Client auth; null when neither WS_AUTH_SECRET_FILE nor WS_AUTH_SECRET is set. */
+  readonly auth: AuthConfig | null;
   readonly metricsAllow: readonly string[];
+  /** Empty: any origin. */
+  readonly allowedOrigins: readonly string[];
+  readonly maxConnectionsPerIp: number;
+  readonly maxHttpConnections: number;
   readonly logLevel: Out<'logLevel'>;
   /** The Kafka source's settings; null when KAFKA_BROKERS is unset (embedded feed). */
   readonly kafka: KafkaConfig | null;
 }
 
-export type ConfigResult = { ok: true; config: ServerConfig } | { ok: false; problems: string[] };
+/** `warnings`: accepted but discouraged settings, for the caller to log once it has a logger. */
+export type ConfigResult = { ok: true; config: ServerConfig; warnings: string[] } | { ok: false; problems: string[] };
 
 export function parseConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): ConfigResult {
   const problems: string[] = [];
@@ -112,26 +140,35 @@ export function parseConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): Co
     flags = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false }).values as Record<string, string>;
   } catch (err) {
     const known = Object.values(SETTINGS).map((s) => `--${s.flag}`).join(', ');
-    problems.push(`flags: ${(err as Error).message}; accepted flags: ${known}`);
+    // A stray positional could be a secret typed in the wrong place: never echo it.
+    const e = err as NodeJS.ErrnoException;
+    const what = e.code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL' ? 'an argument without a flag (value not shown)' : e.message;
+    problems.push(`flags: ${what}; accepted flags: ${known}`);
   }
 
   const out: Record<string, unknown> = {};
+  const sources: Record<string, string> = {};
   for (const [key, s] of Object.entries(SETTINGS)) {
     const fromFlag = flags[s.flag];
     const raw = fromFlag ?? env[s.env] ?? s.def;
-    const source = fromFlag !== undefined ? `--${s.flag}` : s.env;
+    const source = (sources[key] = fromFlag !== undefined ? `--${s.flag}` : s.env);
     if (raw === '' && s.def === '') {
       out[key] = null;
       continue;
     }
     const r = (s.schema as z.ZodType).safeParse(raw);
+    const shown = 'secret' in s ? ' (value not shown)' : `=${JSON.stringify(raw)}`;
     if (r.success) out[key] = r.data;
-    else problems.push(`${source}=${JSON.stringify(raw)}: ${r.error.issues.map((i) => i.message).join('; ')}`);
+    else problems.push(`${source}${shown}: ${r.error.issues.map((i) => i.message).join('; ')}`);
   }
   if (problems.length) return { ok: false, problems };
+  const warnings: string[] = [];
+  out.auth = authConfig(out, sources, problems, warnings);
+  for (const k of AUTH_KEYS) delete out[k];
 
   if (out.mode === 'single') out.shards = 1;
   if (out.feedStreams === null) out.feedStreams = out.streams;
+  if (out.allowedOrigins === null) out.allowedOrigins = [];
   const streams = new Set(out.streams as string[]);
   for (const s of out.feedStreams as string[]) {
     if (!streams.has(s)) problems.push(`FEED_STREAMS: "${s}" is not one of WS_STREAMS (${[...streams].join(',')})`);
@@ -140,7 +177,47 @@ export function parseConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): Co
   if (!kafka.ok) problems.push(...kafka.problems);
   if (problems.length || !kafka.ok) return { ok: false, problems };
   const config = { ...out, kafka: kafka.value } as unknown as ServerConfig;
-  return { ok: true, config: deepFreeze(config) };
+  return { ok: true, config: deepFreeze(config), warnings };
+}
+
+const AUTH_KEYS = ['authSecretFile', 'authSecret', 'authRequireExp', 'authAudience', 'authIssuer', 'authClockToleranceS'] as const;
+
+/** The auth settings as one object; the file is preferred, the plain secret warned about. */
+function authConfig(out: Record<string, unknown>, src: Record<string, string>, problems: string[], warnings: string[]): AuthConfig | null {
+  const file = out.authSecretFile as string | null;
+  const plain = out.authSecret as string | null;
+  const audience = out.authAudience as string | null;
+  const issuer = out.authIssuer as string | null;
+  if (file !== null && plain !== null) {
+    problems.push(`${src.authSecretFile} and ${src.authSecret} are both set: set only ${src.authSecretFile}`);
+    return null;
+  }
+  if (file === null && plain === null) {
+    for (const k of ['authAudience', 'authIssuer'] as const) {
+      if (out[k] !== null) problems.push(`${src[k]} is set but auth is off: set WS_AUTH_SECRET_FILE to turn auth on, or unset ${src[k]}`);
+    }
+    return null;
+  }
+  let secrets: string[];
+  if (file !== null) {
+    const r = readSecretFile(file, src.authSecretFile);
+    if (!r.ok) {
+      problems.push(r.problem);
+      return null;
+    }
+    secrets = r.secrets;
+    warnings.push(...r.warnings);
+  } else {
+    secrets = [plain!];
+    warnings.push(`${src.authSecret} is discouraged (other processes can read the environment and argv): put the secret in a file only the server can read and set WS_AUTH_SECRET_FILE`);
+  }
+  return {
+    secrets,
+    requireExp: out.authRequireExp as boolean,
+    audience,
+    issuer,
+    clockToleranceS: out.authClockToleranceS as number,
+  };
 }
 
 function deepFreeze<T>(o: T): T {

@@ -1,29 +1,45 @@
-// Forks the shard processes, restarts the ones that die, tracks each one's connections and
-// channel interest, and hands each accepted socket to the least-loaded shard.
+// Forks the shard processes, has each of them listen on the public port (SO_REUSEPORT: the kernel
+// spreads new connections over them, no process in between), restarts the ones that die, runs
+// the admission ledger (credits for capacity, relays for balance) and relays the rare connection
+// a shard passes on. Tracks each shard's channel interest for the bus.
 import { fork, type ChildProcess } from 'node:child_process';
 import type net from 'node:net';
 import type { Writable } from 'node:stream';
 import type { BusTarget, BusTargets } from '../bus/broadcast-bus.js';
 import type { ServerConfig } from '../config/config.js';
-import type { ChannelClaims, FromShard, ShardStats, ToShard } from '../common/ipc.js';
+import type { FromShard, ShardStats, ToShard } from '../common/ipc.js';
 import type { Logger } from '../common/logger.js';
+import { AdmissionLedger } from './admission.js';
 
 const RESTART_BASE_MS = 100;
 const RESTART_MAX_MS = 5000;
 const STABLE_MS = 30_000;
+/** Backstop for grants (they normally follow each report at once; see scheduleTick). */
+const TICK_MS = 100;
+/** Env vars a shard must not inherit: secrets reach it over the IPC channel, never /proc/PID/environ. */
+const SECRET_ENV = /^(WS_AUTH_SECRET|WS_AUTH_SECRET_FILE)$/;
 
 export class ShardHandle implements BusTarget {
   proc: ChildProcess | null = null;
   pipe: Writable | null = null;
   ready = false;
-  connections = 0;
   restarts = 0;
   startedAt = 0;
   stats: ShardStats | null = null;
+  /** Admitted connections still open, from the shard's last report. */
+  held = 0;
   /** Channels (concrete and `<stream>:*`) with at least one subscriber in this shard. */
   readonly interest = new Set<string>();
+  lastGrant = '';
+  readonly statsWaiters: Array<() => void> = [];
+  /** Relayed sockets sent to this shard and not yet confirmed: the front's copies, closed on `relay-got`. */
+  readonly relaysInFlight: net.Socket[] = [];
 
   constructor(readonly id: number) {}
+
+  get connections(): number {
+    return this.stats?.connections ?? 0;
+  }
 
   wants(channel: string, wildcard: string): boolean {
     return this.interest.has(channel) || this.interest.has(wildcard);
@@ -38,60 +54,31 @@ export class ShardHandle implements BusTarget {
     this.proc.send(msg, handle as never, { keepOpen: false }, () => {});
     return true;
   }
-
-  /**
-   * Node sends one handle at a time per child and queues the rest until the child acks; on each
-   * ack it walks its whole queue, so a deep queue (hundreds during a connect burst) costs the
-   * front O(depth) per connection. Keep Node's queue short and hold the backlog here instead.
-   */
-  private backlog: Array<{ msg: ToShard; socket: net.Socket }> = [];
-  private inFlight = 0;
-
-  sendSocket(msg: ToShard, socket: net.Socket): boolean {
-    if (!this.proc?.connected) return false;
-    if (this.inFlight < HANDOFF_WINDOW) {
-      this.inFlight++;
-      return this.send(msg, socket);
-    }
-    this.backlog.push({ msg, socket });
-    return true;
-  }
-
-  /** The shard reports `n` conn messages arrived: send what waits. */
-  received(n: number): void {
-    this.inFlight = Math.max(0, this.inFlight - n);
-    while (this.inFlight < HANDOFF_WINDOW && this.backlog.length) {
-      const next = this.backlog.shift()!;
-      this.inFlight++;
-      this.send(next.msg, next.socket);
-    }
-  }
-
-  /** The shard is gone: sockets still waiting for it are dropped (their clients reconnect). */
-  resetHandoff(): number {
-    const dropped = this.backlog.length;
-    for (const { socket } of this.backlog) socket.destroy();
-    this.backlog = [];
-    this.inFlight = 0;
-    return dropped;
-  }
 }
 
-const HANDOFF_WINDOW = 4;
+/** What the front answers for a shard's /health or /metrics request. */
+export type HttpAnswer = { status: number; type: string; body: string };
+export type HttpRequestHandler = (kind: 'health' | 'metrics', detail: boolean) => Promise<HttpAnswer>;
 
-export interface HandoffRequest {
-  method: string;
-  url: string;
-  headers: Record<string, string | string[] | undefined>;
-  head: Buffer;
-  claims?: ChannelClaims;
+/** The guard's verdict the front computes from the whole server's load (cpu, memory). */
+export interface AdmissionFlags {
+  refuse: string | null;
+  draining: boolean;
 }
 
 export class ShardPool implements BusTargets {
   readonly shards: ShardHandle[];
+  private readonly ledger: AdmissionLedger;
   private stopping = false;
   private readonly metricsWaiters = new Map<number, (m: unknown) => void>();
   private nextReq = 1;
+  private ticker: NodeJS.Timeout | null = null;
+  private tickPending = false;
+  private port = 0;
+  private flags: AdmissionFlags = { refuse: null, draining: false };
+  private onHttp: HttpRequestHandler = async () => ({ status: 503, type: 'application/json', body: '{"status":"starting"}' });
+  relayed = 0;
+  relayFailed = 0;
 
   constructor(
     private readonly config: ServerConfig,
@@ -99,11 +86,27 @@ export class ShardPool implements BusTargets {
     private readonly log: Logger,
   ) {
     this.shards = Array.from({ length: config.shards }, (_, i) => new ShardHandle(i));
+    this.ledger = new AdmissionLedger(config.shards, config.maxConnections);
   }
 
-  async start(): Promise<void> {
-    await Promise.all(this.shards.map((s) => this.spawn(s)));
-    this.log.info({ shards: this.shards.length, pids: this.shards.map((s) => s.proc?.pid) }, 'shards started');
+  /** Forks every shard; the first picks the port (it may be 0), the others join it. */
+  async start(): Promise<number> {
+    const [first, ...rest] = this.shards;
+    this.port = await this.spawn(first, this.config.addr.port);
+    await Promise.all(rest.map((s) => this.spawn(s, this.port)));
+    this.ticker = setInterval(() => this.tick(), TICK_MS);
+    this.ticker.unref();
+    this.log.info({ shards: this.shards.length, pids: this.shards.map((s) => s.proc?.pid), port: this.port }, 'shards started');
+    return this.port;
+  }
+
+  handleHttp(fn: HttpRequestHandler): void {
+    this.onHttp = fn;
+  }
+
+  setFlags(flags: AdmissionFlags): void {
+    this.flags = flags;
+    this.tick();
   }
 
   forEachTarget(fn: (t: BusTarget) => void): void {
@@ -116,25 +119,9 @@ export class ShardPool implements BusTargets {
     return n;
   }
 
-  /** Least connections among ready shards; ties go to the lowest id. */
-  pick(perShardMax: number): ShardHandle | null {
-    let best: ShardHandle | null = null;
-    for (const s of this.shards) {
-      if (!s.ready || s.connections >= perShardMax) continue;
-      if (!best || s.connections < best.connections) best = s;
-    }
-    return best;
-  }
-
-  handoff(shard: ShardHandle, req: HandoffRequest, socket: net.Socket): boolean {
-    // Until the shard acks the handle, this process still holds the fd with read interest that
-    // the HTTP parser started: bytes the client sends right after the 101 (its first subscribe)
-    // would be read here and lost. Stop reading so they wait in the kernel for the shard.
-    // (net.Socket#pause() only stops the libuv read for sockets created with `onread`.)
-    (socket as unknown as { _handle?: { readStop?: () => number } })._handle?.readStop?.();
-    const ok = shard.sendSocket({ t: 'conn', method: req.method, url: req.url, headers: handshakeHeaders(req.headers), head: req.head.toString('base64'), claims: req.claims }, socket);
-    if (ok) shard.connections++;
-    return ok;
+  /** Admitted connections (established or handshaking), as the ledger counts them. */
+  get heldConnections(): number {
+    return this.ledger.held;
   }
 
   /** Asks every live shard for its prom-client metrics JSON. */
@@ -158,9 +145,28 @@ export class ShardPool implements BusTargets {
     return (await Promise.all(replies)).filter((m) => m !== null);
   }
 
+  /** Asks every live shard for fresh stats (counts that /health reports); bounded wait. */
+  async refreshStats(timeoutMs = 500): Promise<void> {
+    const live = this.shards.filter((s) => s.ready);
+    await Promise.all(
+      live.map(
+        (s) =>
+          new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, timeoutMs);
+            s.statsWaiters.push(() => {
+              clearTimeout(timer);
+              resolve();
+            });
+            if (!s.send({ t: 'stats-req' })) resolve();
+          }),
+      ),
+    );
+  }
+
   /** Tells every shard to close its clients with 1001 and exit; resolves when all have exited. */
   async drain(deadlineAt: number): Promise<void> {
     this.stopping = true;
+    if (this.ticker) clearInterval(this.ticker);
     await Promise.all(
       this.shards.map(async (s) => {
         const proc = s.proc;
@@ -174,9 +180,37 @@ export class ShardPool implements BusTargets {
     );
   }
 
-  private spawn(s: ShardHandle): Promise<void> {
+  /** Grants follow reports within the same event-loop turn (coalesced), the ticker is a backstop. */
+  private scheduleTick(): void {
+    if (this.tickPending) return;
+    this.tickPending = true;
+    setImmediate(() => {
+      this.tickPending = false;
+      this.tick();
+    });
+  }
+
+  /** Sends each live shard its grant when it changed (capacity credits, relay budget, guard flags). */
+  private tick(): void {
+    const grants = this.ledger.grants();
+    for (const s of this.shards) {
+      if (!s.ready) continue;
+      const g = grants[s.id];
+      const msg: ToShard = { t: 'grant', issued: g.issued, relay: g.relay, gen: g.gen, canRelay: g.canRelay, refuse: this.flags.refuse, draining: this.flags.draining };
+      const key = `${g.issued}/${g.gen}/${g.canRelay}/${this.flags.refuse}/${this.flags.draining}`;
+      if (key === s.lastGrant) continue;
+      s.lastGrant = key;
+      s.send(msg);
+    }
+  }
+
+  /** Resolves with the port the shard listens on (0 when it died before listening). */
+  private spawn(s: ShardHandle, port: number): Promise<number> {
+    const env: NodeJS.ProcessEnv = { ODIN_ROLE: 'shard' };
+    for (const [k, v] of Object.entries(process.env)) if (!SECRET_ENV.test(k)) env[k] = v;
+    env.ODIN_ROLE = 'shard';
     const proc = fork(this.entry, [], {
-      env: { ...process.env, ODIN_ROLE: 'shard', ODIN_SHARD_ID: String(s.id), ODIN_SHARD_CONFIG: JSON.stringify(this.config) },
+      env,
       stdio: ['ignore', 'inherit', 'inherit', 'ipc', 'pipe'],
       // A shard holds many long-lived sockets and allocates little per message (frames are
       // shared), so V8's default 16 MiB semi-spaces mostly hold garbage: smaller ones cut shard
@@ -188,44 +222,60 @@ export class ShardPool implements BusTargets {
     s.pipe = proc.stdio[4] as Writable;
     s.pipe.on('error', () => {}); // the exit handler deals with a dead shard
     s.ready = false;
-    s.connections = 0;
+    s.held = 0;
+    s.lastGrant = '';
     s.interest.clear();
     s.startedAt = Date.now();
+    // A fork that fails (EAGAIN, EMFILE) must not take the front down: it is retried like a crash.
+    proc.on('error', (err) => this.log.error({ err, shard: s.id }, 'shard process error'));
+    proc.send({ t: 'init', id: s.id, config: this.config } satisfies ToShard);
     return new Promise((resolve) => {
-      proc.on('message', (msg: FromShard) => {
-        this.onMessage(s, msg);
-        if (msg.t === 'ready') resolve();
+      proc.on('message', (msg: FromShard, handle?: unknown) => {
+        if (msg.t === 'ready') s.send({ t: 'listen', port });
+        else if (msg.t === 'listening') {
+          s.ready = true;
+          this.ledger.up(s.id);
+          this.tick();
+          resolve(msg.port);
+        } else this.onMessage(s, msg, handle);
       });
       proc.once('exit', (code, signal) => {
-        s.resetHandoff();
+        // Relayed sockets it never confirmed would hang their clients: close them (they reconnect).
+        this.relayFailed += s.relaysInFlight.length;
+        for (const sock of s.relaysInFlight.splice(0)) sock.destroy();
         s.ready = false;
-        s.connections = 0;
+        s.held = 0;
         s.interest.clear();
         s.stats = null;
-        resolve();
+        this.ledger.down(s.id);
+        resolve(0);
         if (this.stopping) return;
         s.restarts++;
         const stable = Date.now() - s.startedAt > STABLE_MS;
         const delay = stable ? RESTART_BASE_MS : Math.min(RESTART_MAX_MS, RESTART_BASE_MS * 2 ** Math.min(s.restarts, 6));
         this.log.error({ shard: s.id, code, signal, restarts: s.restarts, restart_in_ms: delay }, 'shard exited; restarting');
         setTimeout(() => {
-          if (!this.stopping) void this.spawn(s);
+          if (!this.stopping) void this.spawn(s, this.port);
         }, delay);
       });
     });
   }
 
-  private onMessage(s: ShardHandle, msg: FromShard): void {
+  private onMessage(s: ShardHandle, msg: FromShard, handle: unknown): void {
     switch (msg.t) {
-      case 'ready':
-        s.ready = true;
+      case 'load':
+        s.held = msg.held;
+        this.ledger.report(s.id, msg);
+        this.scheduleTick();
         break;
-      case 'got':
-        s.received(msg.n);
+      case 'relay':
+        this.relay(s, handle as net.Socket | undefined);
         break;
-      case 'conn-failed':
-      case 'closed':
-        s.connections = Math.max(0, s.connections - 1);
+      case 'relay-failed':
+        this.relayFailed++;
+        break;
+      case 'relay-got':
+        for (const sock of s.relaysInFlight.splice(0, msg.n)) sock.destroy();
         break;
       case 'sub':
         s.interest.add(msg.ch);
@@ -236,20 +286,46 @@ export class ShardPool implements BusTargets {
         break;
       case 'stats':
         s.stats = msg.stats;
+        for (const w of s.statsWaiters.splice(0)) w();
         break;
       case 'metrics-res':
         this.metricsWaiters.get(msg.id)?.(msg.metrics);
         this.metricsWaiters.delete(msg.id);
         break;
+      case 'http-req':
+        void this.onHttp(msg.kind, msg.detail)
+          .catch((err) => {
+            this.log.error({ err }, `${msg.kind} request failed`);
+            return { status: 500, type: 'application/json', body: '{"error":"internal"}' };
+          })
+          .then((a) => s.send({ t: 'http-res', id: msg.id, ...a }));
+        break;
     }
   }
-}
 
-/** Only what `ws` reads to complete a handshake crosses the IPC channel. */
-const HANDSHAKE = ['upgrade', 'connection', 'sec-websocket-key', 'sec-websocket-version', 'sec-websocket-protocol', 'sec-websocket-extensions', 'origin', 'host'];
-
-function handshakeHeaders(h: HandoffRequest['headers']): HandoffRequest['headers'] {
-  const out: HandoffRequest['headers'] = {};
-  for (const k of HANDSHAKE) if (h[k] !== undefined) out[k] = h[k];
-  return out;
+  /**
+   * A shard passed on an unread connection (balance, or it had no credit). Node's handle receipt
+   * starts libuv reading on the socket and, once sent on, drops whatever it reads until the next
+   * process acks the handle: stop reading so the client's request waits in the kernel.
+   */
+  private relay(from: ShardHandle, socket: net.Socket | undefined): void {
+    if (!socket) {
+      this.relayFailed++;
+      return;
+    }
+    (socket as unknown as { _handle?: { readStop?: () => number } })._handle?.readStop?.();
+    this.tick(); // credits freed since the last tick may be what the relay needs
+    const to = this.ledger.relayTarget(from.id);
+    const target = to === null ? from : this.shards[to];
+    // keepOpen: the front's copy stays open until the shard confirms it has its own, so a shard
+    // that dies with relays in flight cannot leave a client hanging on a handle nobody owns.
+    if (!target.proc?.connected) {
+      this.relayFailed++;
+      socket.destroy();
+      return;
+    }
+    target.relaysInFlight.push(socket);
+    target.proc.send({ t: 'conn' } satisfies ToShard, socket as never, { keepOpen: true }, () => {});
+    if (target !== from) this.relayed++;
+  }
 }

@@ -2,25 +2,15 @@
 // hard one with util-linux `prlimit --pid` on ourselves; the outcome is reported either way so a
 // run that hits EMFILE says why.
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFdLimit } from '../common/fd-limit.js';
+
+export { readFdLimit };
 
 export interface FdLimit {
   soft: number | null;
   hard: number | null;
   raised: boolean;
   note: string;
-}
-
-export function readFdLimit(pid: number | 'self' = 'self'): { soft: number | null; hard: number | null } {
-  try {
-    const line = readFileSync(`/proc/${pid}/limits`, 'utf8').split('\n').find((l) => l.startsWith('Max open files'));
-    const m = line && /^Max open files\s+(\S+)\s+(\S+)/.exec(line);
-    if (!m) return { soft: null, hard: null };
-    const num = (s: string) => (s === 'unlimited' ? Number.MAX_SAFE_INTEGER : Number(s));
-    return { soft: num(m[1]), hard: num(m[2]) };
-  } catch {
-    return { soft: null, hard: null };
-  }
 }
 
 export function raiseFdLimit(): FdLimit {

@@ -6,6 +6,9 @@ import { parseChannel } from '../common/channel.js';
 import { CloseCode, ErrorCode, ErrorMessage } from '../common/errors.js';
 import type { ChannelClaims } from '../common/ipc.js';
 import type { Hub, Subscriber } from './hub.js';
+import type { Authenticator } from '../auth/auth.js';
+import type { ExpirySweep, Expiring } from '../auth/expiry-sweep.js';
+import { refreshToken } from '../protocol/refresh.js';
 
 export interface ClientContext {
   readonly hub: Hub;
@@ -17,6 +20,10 @@ export interface ClientContext {
   gate(channel: string): Promise<void> | null;
   onSlow(): void;
   onError(code: ErrorCode): void;
+  /** Checks `refresh` tokens; null when auth is off. */
+  readonly auth: Pick<Authenticator, 'verifyToken' | 'clockToleranceS'> | null;
+  /** Closes clients whose token expired (one shared sweep per shard). */
+  readonly expiry: Pick<ExpirySweep, 'add' | 'delete'>;
 }
 
 type Id = number | string | undefined;
@@ -24,7 +31,7 @@ const SLOW_GRACE_MS = 1000;
 const POLICY_GRACE_MS = 1000;
 const MAX_RATE_DEBT = 100; // consecutive limited ops before the client is closed (policy)
 
-export class Client implements Subscriber {
+export class Client implements Subscriber, Expiring {
   hubEpoch = 0;
   hubLast = -1;
   hubDue: number[] = [];
@@ -35,14 +42,16 @@ export class Client implements Subscriber {
   private refilledAt = Date.now();
   private debt = 0;
   private replies: Promise<void> = Promise.resolve();
+  expiresAtMs = Infinity;
 
   constructor(
     private readonly ws: WebSocket,
     private readonly socket: Socket,
     private readonly ctx: ClientContext,
-    private readonly claims: ChannelClaims | undefined,
+    private claims: ChannelClaims | undefined,
   ) {
     this.tokens = ctx.opsPerSec * 2;
+    this.watchExpiry(claims?.exp);
     ws.on('message', (data, isBinary) => this.onMessage(data, isBinary));
   }
 
@@ -63,6 +72,7 @@ export class Client implements Subscriber {
   dispose(): void {
     if (this.closed) return;
     this.closed = true;
+    this.ctx.expiry.delete(this);
     for (const ch of this.subs) this.ctx.hub.unsubscribe(this, ch);
     this.subs.clear();
   }
@@ -125,6 +135,8 @@ export class Client implements Subscriber {
         return this.subscribe(channels, rid);
       case 'unsubscribe':
         return this.unsubscribe(channels, rid);
+      case 'refresh':
+        return this.refresh((req as Record<string, unknown>).token, rid);
       default:
         return this.error(ErrorCode.UNKNOWN_OP, rid);
     }
@@ -171,8 +183,56 @@ export class Client implements Subscriber {
     this.reply({ op: 'unsubscribed', channels: list, id });
   }
 
-  private allowed(channel: string): boolean {
-    const allow = this.claims?.channels;
+  /** Closes the client once `exp` (seconds) + the clock tolerance has passed; none = never. */
+  private watchExpiry(exp: number | undefined): void {
+    if (exp === undefined) {
+      this.expiresAtMs = Infinity;
+      this.ctx.expiry.delete(this);
+      return;
+    }
+    this.expiresAtMs = (exp + (this.ctx.auth?.clockToleranceS ?? 0)) * 1000;
+    this.ctx.expiry.add(this);
+  }
+
+  /** Called by the expiry sweep. */
+  expire(): void {
+    if (!this.closed) this.close(CloseCode.TOKEN_EXPIRED, 'token expired');
+  }
+
+  /**
+   * `{"op":"refresh","token":"<jwt>"}`: a new token under the same rules as at connect, whose
+   * `channels` claim must still allow every channel held; on success its claims (and `exp`)
+   * replace the old ones. A refused refresh changes nothing (the old token still runs out).
+   */
+  private refresh(token: unknown, id: Id): void {
+    const auth = this.ctx.auth;
+    if (!auth) return this.error(ErrorCode.AUTH_DISABLED, id);
+    const valid = refreshToken.safeParse(token);
+    if (!valid.success) return this.error(ErrorCode.BAD_REQUEST, id);
+    // Filled in once the token is checked; reply() sends it in request order.
+    const body: Record<string, unknown> = {};
+    const checked = auth
+      .verifyToken(valid.data)
+      .catch(() => ({ ok: false, code: ErrorCode.TOKEN_INVALID }) as const)
+      .then((v) => {
+        if (this.closed) return;
+        if (!v.ok) return this.refused(body, v.code, id);
+        const held = [...this.subs].filter((c) => !this.allowed(c, v.claims));
+        if (held.length) return this.refused(body, ErrorCode.FORBIDDEN_CHANNEL, id, { channels: held.slice(0, 10) });
+        this.claims = v.claims;
+        this.watchExpiry(v.claims.exp);
+        Object.assign(body, { op: 'refreshed', exp: v.claims.exp, id });
+      });
+    this.reply(body, [checked]);
+  }
+
+  private refused(body: Record<string, unknown>, code: ErrorCode, id: Id, extra?: Record<string, unknown>): void {
+    this.ctx.onError(code);
+    Object.assign(body, { op: 'error', code, message: ErrorMessage[code], ...extra, id });
+  }
+
+  private allowed(channel: string, claims = this.claims): boolean {
+    const allow = claims?.channels;
     if (!allow) return true;
     const stream = channel.slice(0, channel.indexOf(':'));
     return allow.includes(channel) || (!channel.endsWith(':*') && allow.includes(`${stream}:*`));

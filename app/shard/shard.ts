@@ -1,151 +1,313 @@
-// A shard process: receives client sockets from the front, upgrades them with `ws` (noServer),
-// and fans out the bus batches the front sends it. It never listens on a port itself.
+// A shard process: listens on the public port itself (SO_REUSEPORT), upgrades its clients with
+// `ws` (noServer), fans out the bus batches the front sends it, and reports to the front.
 import net from 'node:net';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import { WebSocketServer } from 'ws';
+import { WebSocketServer, type WebSocket } from 'ws';
 import type { ServerConfig } from '../config/config.js';
 import { CloseCode } from '../common/errors.js';
-import { BUS_FD, BatchDecoder, type FromShard, type ShardStats, type ToShard } from '../common/ipc.js';
-import { createLogger } from '../common/logger.js';
-import { Client } from './client.js';
+import { BUS_FD, BatchDecoder, type ChannelClaims, type FromShard, type ShardStats, type ToShard } from '../common/ipc.js';
+import { createLogger, type Logger } from '../common/logger.js';
+import type { Authenticator } from '../auth/auth.js';
+import { createAuthenticator } from '../auth/jwt-auth.js';
+import { ExpirySweep } from '../auth/expiry-sweep.js';
+import { chooseProtocol } from '../protocol/handshake.js';
+import { AdmissionGate } from './admission-gate.js';
+import { Client, type ClientContext } from './client.js';
+import { readFdLimit } from '../common/fd-limit.js';
+import { HttpEdge } from './http-edge.js';
 import { Hub } from './hub.js';
+import { PublicListener } from './listener.js';
 
 const STATS_MS = 1000;
 const GATE_TIMEOUT_MS = 2000;
+const ASK_TIMEOUT_MS = 2000;
+/** Descriptors kept free for the shard's own pipes, files and the bus. */
+const FD_HEADROOM = 64;
+/** When the front is gone, clients get 1001 and the shard exits within about this long. */
+const ORPHAN_DRAIN_MS = 800;
 
-export function runShard(config: ServerConfig, id: number): void {
-  const log = createLogger(config.logLevel, { role: 'shard', shard: id });
-  const send = (m: FromShard): void => {
-    if (process.connected) process.send!(m);
-  };
+function send(m: FromShard): void {
+  if (process.connected) process.send!(m);
+}
 
-  const registry = new Registry();
-  registry.setDefaultLabels({ shard: String(id) });
-  collectDefaultMetrics({ register: registry, prefix: 'odin_ws_' });
-  const m = {
-    deliveries: new Counter({ name: 'odin_ws_deliveries_total', help: 'Messages delivered to clients', registers: [registry] }),
-    slow: new Counter({ name: 'odin_ws_slow_consumers_total', help: 'Clients closed with 4008 (slow consumer)', registers: [registry] }),
-    errors: new Counter({ name: 'odin_ws_client_errors_total', help: 'Protocol errors sent to clients', labelNames: ['code'], registers: [registry] }),
-    busMessages: new Counter({ name: 'odin_ws_shard_bus_messages_total', help: 'Bus messages received by the shard', registers: [registry] }),
-    subscriptions: new Gauge({ name: 'odin_ws_shard_channels', help: 'Channels with a local subscriber', registers: [registry] }),
-  };
-
-  const gates = new Map<string, { promise: Promise<void>; resolve: () => void }>();
-  const hub = new Hub({
-    first: (ch) => {
-      let resolve!: () => void;
-      const promise = new Promise<void>((r) => (resolve = r));
-      const timer = setTimeout(resolve, GATE_TIMEOUT_MS);
-      gates.set(ch, { promise, resolve: () => (clearTimeout(timer), resolve()) });
-      send({ t: 'sub', ch });
-    },
-    last: (ch) => {
-      gates.get(ch)?.resolve();
-      gates.delete(ch);
-      send({ t: 'unsub', ch });
-    },
+/** Entry point of the shard role: waits for the front's `init` (config never travels in env). */
+export function runShard(): void {
+  process.once('message', (msg: ToShard) => {
+    if (msg.t !== 'init') return;
+    const config = msg.config as ServerConfig;
+    new Shard(config, msg.id, config.auth ? createAuthenticator(config.auth) : null).start();
   });
+  // The front orchestrates shutdown; a terminal's Ctrl-C reaches the whole process group.
+  process.on('SIGINT', () => {});
+  process.on('SIGTERM', () => {});
+}
 
-  const streams = new Set(config.streams);
-  const clients = new Set<Client>();
-  let slowConsumers = 0;
-  let busBatches = 0;
-  let busMessages = 0;
-  let draining = false;
-  const ctx = {
-    hub,
-    streams,
-    maxChannels: config.maxChannels,
-    opsPerSec: config.clientOpsPerSec,
-    bufferLimit: config.clientBufferBytes,
-    gate: (ch: string) => gates.get(ch)?.promise ?? null,
-    onSlow: () => {
-      slowConsumers++;
-      m.slow.inc();
-    },
-    onError: (code: string) => m.errors.inc({ code }),
-  };
+class Shard {
+  private readonly log: Logger;
+  private readonly registry = new Registry();
+  private readonly metrics;
+  private readonly gates = new Map<string, { promise: Promise<void>; resolve: () => void }>();
+  private readonly hub: Hub;
+  private readonly clients = new Set<Client>();
+  private readonly gate: AdmissionGate;
+  private readonly wss: WebSocketServer;
+  private readonly edge: HttpEdge;
+  private readonly listener: PublicListener;
+  private readonly decoder = new BatchDecoder();
+  private readonly asks = new Map<number, (a: { status: number; type: string; body: string }) => void>();
+  private readonly refused: Record<string, number> = {};
+  private readonly maxSockets: number;
+  private readonly ctx: ClientContext;
+  private bus: net.Socket | null = null;
+  private statsTimer: NodeJS.Timeout | null = null;
+  private nextAsk = 1;
+  private slowConsumers = 0;
+  private busBatches = 0;
+  private busMessages = 0;
+  private relayed = 0;
+  private draining = false;
+  private lastCpu = process.cpuUsage();
+  private lastAt = Date.now();
+  private cpu = 0;
 
-  const wss = new WebSocketServer({
-    noServer: true,
-    perMessageDeflate: false,
-    maxPayload: config.maxPayload,
-    clientTracking: false,
-    handleProtocols: chooseProtocol,
-  });
-
-  function accept(msg: Extract<ToShard, { t: 'conn' }>, socket: net.Socket): void {
-    if (draining) {
-      socket.destroy();
-      send({ t: 'conn-failed' });
-      return;
-    }
-    let upgraded = false;
-    socket.once('close', () => {
-      if (!upgraded) send({ t: 'conn-failed' });
+  constructor(
+    private readonly config: ServerConfig,
+    private readonly id: number,
+    auth: Authenticator | null,
+  ) {
+    this.log = createLogger(config.logLevel, { role: 'shard', shard: id });
+    this.registry.setDefaultLabels({ shard: String(id) });
+    collectDefaultMetrics({ register: this.registry, prefix: 'odin_ws_' });
+    this.metrics = {
+      deliveries: new Counter({ name: 'odin_ws_deliveries_total', help: 'Messages delivered to clients', registers: [this.registry] }),
+      slow: new Counter({ name: 'odin_ws_slow_consumers_total', help: 'Clients closed with 4008 (slow consumer)', registers: [this.registry] }),
+      errors: new Counter({ name: 'odin_ws_client_errors_total', help: 'Protocol errors sent to clients', labelNames: ['code'], registers: [this.registry] }),
+      busMessages: new Counter({ name: 'odin_ws_shard_bus_messages_total', help: 'Bus messages received by the shard', registers: [this.registry] }),
+      subscriptions: new Gauge({ name: 'odin_ws_shard_channels', help: 'Channels with a local subscriber', registers: [this.registry] }),
+      rejected: new Counter({ name: 'odin_ws_rejected_total', help: 'Connections and upgrades refused, by reason', labelNames: ['reason'], registers: [this.registry] }),
+      relayed: new Counter({ name: 'odin_ws_relayed_total', help: 'New connections passed to another shard for balance', registers: [this.registry] }),
+      acceptErrors: new Counter({ name: 'odin_ws_accept_errors_total', help: 'accept() failures (EMFILE, ENFILE...)', labelNames: ['code'], registers: [this.registry] }),
+    };
+    for (const r of ['max_connections', 'cpu', 'memory', 'draining']) this.metrics.rejected.inc({ reason: r }, 0);
+    this.maxSockets = Math.max(1, (readFdLimit().soft ?? Number.MAX_SAFE_INTEGER) - FD_HEADROOM);
+    this.hub = new Hub({ first: (ch) => this.firstSubscriber(ch), last: (ch) => this.lastSubscriber(ch) });
+    this.ctx = {
+      hub: this.hub,
+      streams: new Set(config.streams),
+      maxChannels: config.maxChannels,
+      opsPerSec: config.clientOpsPerSec,
+      bufferLimit: config.clientBufferBytes,
+      gate: (ch) => this.gates.get(ch)?.promise ?? null,
+      onSlow: () => {
+        this.slowConsumers++;
+        this.metrics.slow.inc();
+      },
+      onError: (code) => this.metrics.errors.inc({ code }),
+      auth,
+      expiry: new ExpirySweep(),
+    };
+    this.gate = new AdmissionGate(send, () => this.maxSockets - this.clients.size - this.gate.held);
+    this.wss = new WebSocketServer({
+      noServer: true,
+      perMessageDeflate: false,
+      maxPayload: config.maxPayload,
+      clientTracking: false,
+      handleProtocols: chooseProtocol,
     });
-    const req = { method: msg.method, url: msg.url, headers: msg.headers } as never;
-    wss.handleUpgrade(req, socket, Buffer.from(msg.head, 'base64'), (ws) => {
-      upgraded = true;
-      const client = new Client(ws, socket, ctx, msg.claims);
-      clients.add(client);
-      ws.on('error', () => {}); // close follows; ws already sent the right close code (e.g. 1009)
-      ws.on('close', () => {
-        client.dispose();
-        clients.delete(client);
-        send({ t: 'closed' });
-      });
+    this.edge = new HttpEdge(
+      {
+        headersTimeoutMs: config.headersTimeoutMs,
+        retryAfterS: config.retryAfterS,
+        metricsAllow: config.metricsAllow,
+        allowedOrigins: config.allowedOrigins,
+        perIpLimit: config.maxConnectionsPerIp ? Math.ceil(config.maxConnectionsPerIp / config.shards) : 0,
+        maxHttpConnections: config.maxHttpConnections,
+      },
+      {
+        gate: this.gate,
+        wss: this.wss,
+        auth,
+        ask: (kind, detail) => this.ask(kind, detail),
+        onClient: (ws, socket, claims, release) => this.onClient(ws, socket, claims, release),
+        onRefused: (reason) => this.countRefusal(reason),
+      },
+    );
+    this.gate.countPending(() => this.edge.pending);
+    this.listener = new PublicListener(config.addr.host, {
+      shouldRelay: () => this.gate.shouldRelay(),
+      relay: (socket) => this.relay(socket),
+      serve: (socket) => this.edge.serve(socket),
+      onAcceptError: (err) => {
+        this.metrics.acceptErrors.inc({ code: err.code ?? 'unknown' });
+        this.log.warn({ code: err.code }, 'accept failed');
+      },
     });
   }
 
-  const decoder = new BatchDecoder();
-  const bus = new net.Socket({ fd: BUS_FD, readable: true, writable: false });
-  bus.on('data', (chunk: Buffer) =>
-    decoder.push(chunk, (batch) => {
-      busBatches++;
-      busMessages += batch.length;
-      m.busMessages.inc(batch.length);
-      const before = hub.deliveries;
-      hub.publish(batch);
-      m.deliveries.inc(hub.deliveries - before);
-    }),
-  );
-  bus.on('error', (err) => log.error({ err }, 'bus pipe error'));
+  start(): void {
+    this.bus = new net.Socket({ fd: BUS_FD, readable: true, writable: false });
+    this.bus.on('data', (chunk: Buffer) => this.decoder.push(chunk, (batch) => this.onBatch(batch)));
+    this.bus.on('error', (err) => this.log.error({ err }, 'bus pipe error'));
+    this.statsTimer = setInterval(() => this.sendStats(true), STATS_MS);
+    process.on('message', (msg: ToShard, handle?: unknown) => this.onMessage(msg, handle));
+    process.on('disconnect', () => this.drain(Date.now() + ORPHAN_DRAIN_MS));
+    send({ t: 'ready' });
+  }
 
-  let lastCpu = process.cpuUsage();
-  let lastAt = Date.now();
-  const statsTimer = setInterval(() => {
-    const cpu = process.cpuUsage(lastCpu);
-    const now = Date.now();
+  private onClient(ws: WebSocket, socket: net.Socket, claims: ChannelClaims | undefined, release: () => void): void {
+    const client = new Client(ws, socket, this.ctx, claims);
+    this.clients.add(client);
+    ws.on('error', () => {}); // close follows; ws already sent the right close code (e.g. 1009)
+    ws.on('close', () => {
+      client.dispose();
+      this.clients.delete(client);
+      release();
+    });
+  }
+
+  private onMessage(msg: ToShard, handle: unknown): void {
+    switch (msg.t) {
+      case 'listen':
+        void this.listener.listen(msg.port).then(
+          (port) => send({ t: 'listening', port }),
+          (err) => {
+            this.log.fatal({ err, port: msg.port }, 'cannot listen');
+            process.exit(1);
+          },
+        );
+        break;
+      case 'grant':
+        this.gate.onGrant(msg);
+        break;
+      case 'conn':
+        this.confirmRelay();
+        // Node sends the message without the handle when the socket died on the way.
+        if (handle instanceof net.Socket) this.edge.serve(handle);
+        else send({ t: 'relay-failed' });
+        break;
+      case 'sub-ack':
+        this.gates.get(msg.ch)?.resolve();
+        break;
+      case 'stats-req':
+        this.sendStats(false);
+        break;
+      case 'metrics-req':
+        void this.registry.getMetricsAsJSON().then((metrics) => send({ t: 'metrics-res', id: msg.id, metrics }));
+        break;
+      case 'http-res':
+        this.asks.get(msg.id)?.(msg);
+        this.asks.delete(msg.id);
+        break;
+      case 'drain':
+        this.drain(msg.deadlineMs);
+        break;
+    }
+  }
+
+  private relaysGot = 0;
+
+  /** One `relay-got` per event-loop turn tells the front how many relayed sockets arrived. */
+  private confirmRelay(): void {
+    if (this.relaysGot++ === 0) {
+      setImmediate(() => {
+        send({ t: 'relay-got', n: this.relaysGot });
+        this.relaysGot = 0;
+      });
+    }
+  }
+
+  private relay(socket: net.Socket): void {
+    this.relayed++;
+    this.metrics.relayed.inc();
+    if (!process.connected) return void socket.destroy();
+    process.send!({ t: 'relay' } satisfies FromShard, socket as never, { keepOpen: false }, () => {});
+  }
+
+  private ask(kind: 'health' | 'metrics', detail: boolean): Promise<{ status: number; type: string; body: string }> {
+    return new Promise((resolve, reject) => {
+      const id = this.nextAsk++;
+      const timer = setTimeout(() => {
+        this.asks.delete(id);
+        reject(new Error('front did not answer'));
+      }, ASK_TIMEOUT_MS);
+      this.asks.set(id, (a) => {
+        clearTimeout(timer);
+        resolve(a);
+      });
+      send({ t: 'http-req', id, kind, detail });
+    });
+  }
+
+  private countRefusal(reason: string): void {
+    this.refused[reason] = (this.refused[reason] ?? 0) + 1;
+    this.metrics.rejected.inc({ reason });
+  }
+
+  private firstSubscriber(ch: string): void {
+    let resolve!: () => void;
+    const promise = new Promise<void>((r) => (resolve = r));
+    const timer = setTimeout(resolve, GATE_TIMEOUT_MS);
+    this.gates.set(ch, { promise, resolve: () => (clearTimeout(timer), resolve()) });
+    send({ t: 'sub', ch });
+  }
+
+  private lastSubscriber(ch: string): void {
+    this.gates.get(ch)?.resolve();
+    this.gates.delete(ch);
+    send({ t: 'unsub', ch });
+  }
+
+  private onBatch(batch: Parameters<Hub['publish']>[0]): void {
+    this.busBatches++;
+    this.busMessages += batch.length;
+    this.metrics.busMessages.inc(batch.length);
+    const before = this.hub.deliveries;
+    this.hub.publish(batch);
+    this.metrics.deliveries.inc(this.hub.deliveries - before);
+  }
+
+  /** `sample`: measure CPU since the previous sample (once a second); else reuse the last figure. */
+  private sendStats(sample: boolean): void {
+    if (sample) {
+      const cpu = process.cpuUsage(this.lastCpu);
+      const now = Date.now();
+      this.cpu = (cpu.user + cpu.system) / 1000 / Math.max(1, now - this.lastAt);
+      this.lastCpu = process.cpuUsage();
+      this.lastAt = now;
+    }
     const stats: ShardStats = {
-      connections: clients.size,
-      channels: hub.channels,
-      deliveries: hub.deliveries,
-      busBatches,
-      busMessages,
-      slowConsumers,
+      connections: this.clients.size,
+      channels: this.hub.channels,
+      deliveries: this.hub.deliveries,
+      busBatches: this.busBatches,
+      busMessages: this.busMessages,
+      slowConsumers: this.slowConsumers,
+      refused: { ...this.refused },
+      relayed: this.relayed,
       rssMb: process.memoryUsage.rss() / 1048576,
-      cpu: (cpu.user + cpu.system) / 1000 / Math.max(1, now - lastAt),
+      cpu: this.cpu,
     };
-    lastCpu = process.cpuUsage();
-    lastAt = now;
-    m.subscriptions.set(hub.channels);
+    this.metrics.subscriptions.set(this.hub.channels);
     send({ t: 'stats', stats });
-  }, STATS_MS);
+  }
 
-  function drain(deadlineMs: number): void {
-    if (draining) return;
-    draining = true;
-    clearInterval(statsTimer);
-    log.info({ clients: clients.size }, 'draining');
-    for (const c of clients) c.close(CloseCode.GOING_AWAY, 'server shutting down');
+  /** Refuse new upgrades, close every client with 1001, leave the port, exit by the deadline. */
+  private drain(deadlineMs: number): void {
+    if (this.draining) return;
+    this.draining = true;
+    this.gate.draining = true;
+    if (this.statsTimer) clearInterval(this.statsTimer);
+    this.log.info({ clients: this.clients.size }, 'draining');
+    for (const c of this.clients) c.close(CloseCode.GOING_AWAY, 'server shutting down');
     const finish = () => {
-      bus.destroy();
+      this.listener.close();
+      this.edge.close();
+      this.bus?.destroy();
       process.exit(0);
     };
     const deadline = setTimeout(finish, Math.max(0, deadlineMs - Date.now()));
     const check = setInterval(() => {
-      if (clients.size === 0) {
+      if (this.clients.size === 0) {
         clearTimeout(deadline);
         clearInterval(check);
         // Let the close frames flush before exiting.
@@ -153,55 +315,4 @@ export function runShard(config: ServerConfig, id: number): void {
       }
     }, 20);
   }
-
-  // The front keeps only a few handles in flight per shard (see HANDOFF_WINDOW); one `got` per
-  // event-loop turn tells it how many arrived.
-  let gotPending = 0;
-  const ackConn = () => {
-    if (gotPending++ === 0) {
-      setImmediate(() => {
-        send({ t: 'got', n: gotPending });
-        gotPending = 0;
-      });
-    }
-  };
-
-  process.on('message', (msg: ToShard, handle?: unknown) => {
-    switch (msg.t) {
-      case 'conn':
-        ackConn();
-        // Node sends the message without the handle when the socket died in the front first.
-        if (handle instanceof net.Socket) accept(msg, handle);
-        else send({ t: 'conn-failed' });
-        break;
-      case 'sub-ack':
-        gates.get(msg.ch)?.resolve();
-        break;
-      case 'metrics-req':
-        registry.getMetricsAsJSON().then((metrics) => send({ t: 'metrics-res', id: msg.id, metrics }));
-        break;
-      case 'drain':
-        drain(msg.deadlineMs);
-        break;
-    }
-  });
-  // The front orchestrates shutdown; a terminal's Ctrl-C reaches the whole process group.
-  process.on('SIGINT', () => {});
-  process.on('SIGTERM', () => {});
-  process.on('disconnect', () => drain(Date.now() + config.drainTimeoutMs));
-
-  log.debug('shard ready');
-  send({ t: 'ready' });
-}
-
-/**
- * The subprotocol to answer with. A client that offers any protocol fails the handshake unless
- * the server picks one of them, but echoing `bearer.<jwt>` would copy the credential into the
- * response: prefer any other offered protocol, and answer with the bearer entry only when it is
- * the sole offer.
- */
-export function chooseProtocol(offered: Set<string>): string | false {
-  for (const p of offered) if (!p.startsWith('bearer.')) return p;
-  const first = offered.values().next();
-  return first.done ? false : first.value;
 }

@@ -30,7 +30,8 @@ describe('faults under load', () => {
         return body.system.total_connections === 60 ? body : null;
       }, 'all counted')) as { shards: Array<{ pid: number; connections: number; restarts: number }> };
       const victim = before.shards[1];
-      expect(victim.connections).toBe(20);
+      // The kernel spreads connections by hash; the admission ledger keeps shards near the mean.
+      expect(Math.abs(victim.connections - 20)).toBeLessThanOrEqual(4);
 
       process.kill(victim.pid, 'SIGKILL');
       // Exactly the victim's clients lose their connection (1006: no close frame from a dead process).
@@ -46,7 +47,7 @@ describe('faults under load', () => {
       }, 'shard 1 restarted');
       expect(after.shards.map((s: { pid: number }) => s.pid)).toEqual([before.shards[0].pid, after.shards[1].pid, before.shards[2].pid]);
       expect(after.shards[0].restarts + after.shards[2].restarts).toBe(0);
-      expect(after.system.total_connections).toBe(40);
+      expect(after.system.total_connections).toBe(60 - victim.connections);
 
       const marks = kept.map((c) => c.messages.length);
       await until(() => kept.every((c, i) => c.messages.length >= marks[i] + 20), 'the other shards keep delivering');

@@ -13,8 +13,8 @@ describe('sharded fan-out on the embedded feed', () => {
     await srv?.stop();
   });
 
-  it('spreads connections over the shards within one of each other', async () => {
-    const n = 31;
+  it('spreads sequential connections over the shards near the mean (SO_REUSEPORT + relays)', async () => {
+    const n = 150;
     for (let i = 0; i < n; i++) clients.push(await TestClient.connect(srv.wsUrl));
     const h = await until(async () => {
       const { body } = await getHealth(srv.healthUrl);
@@ -23,7 +23,9 @@ describe('sharded fan-out on the embedded feed', () => {
     const counts = h.shards.map((s: { connections: number }) => s.connections);
     expect(counts).toHaveLength(3);
     expect(counts.reduce((a: number, b: number) => a + b, 0)).toBe(n);
-    expect(Math.max(...counts) - Math.min(...counts)).toBeLessThanOrEqual(1);
+    // The kernel hashes connections over the shards; a shard above the mean by more than the
+    // tolerance (max(2, 1.5%)) relays new ones. Reports lag by a turn, hence the small slack.
+    for (const c of counts) expect(Math.abs(c - n / 3)).toBeLessThanOrEqual(4);
     expect(h.mode).toBe('multi');
     expect(h.system.source).toBe('embedded');
   });
@@ -64,7 +66,7 @@ describe('sharded fan-out on the embedded feed', () => {
   });
 
   it('sends bus traffic only to shards with a subscriber (targeted dispatch)', async () => {
-    // A fresh server: three clients land one per shard; only the first subscribes.
+    // A fresh server: three clients (wherever the kernel puts them); only the first subscribes.
     const s = await startServer({ env: { WS_SHARDS: '3', FEED_RATE: '20' } });
     try {
       const cs = [await TestClient.connect(s.wsUrl), await TestClient.connect(s.wsUrl), await TestClient.connect(s.wsUrl)];
@@ -72,14 +74,14 @@ describe('sharded fan-out on the embedded feed', () => {
       await until(() => cs[0].messages.length >= 10, 'deliveries to the subscriber');
       const { body } = await until(async () => {
         const h = await getHealth(s.healthUrl);
-        return h.body.shards[0].bus_messages >= 10 ? h : null;
+        return h.body.shards.some((x: { bus_messages: number }) => x.bus_messages >= 10) ? h : null;
       }, 'shard stats');
-      const [s0, s1, s2] = body.shards;
-      expect(s0.connections + s1.connections + s2.connections).toBe(3);
-      expect(s0.bus_messages).toBeGreaterThanOrEqual(10);
-      expect(s1.bus_messages).toBe(0);
-      expect(s2.bus_messages).toBe(0);
-      expect(body.bus.messages).toBeGreaterThan(s0.bus_messages); // the feed made more than shard 0 needed
+      const shards = body.shards as Array<{ connections: number; bus_messages: number }>;
+      expect(shards.reduce((a, x) => a + x.connections, 0)).toBe(3);
+      const fed = shards.filter((x) => x.bus_messages > 0);
+      expect(fed).toHaveLength(1); // only the subscriber's shard gets bus traffic
+      expect(fed[0].bus_messages).toBeGreaterThanOrEqual(10);
+      expect(body.bus.messages).toBeGreaterThan(fed[0].bus_messages); // the feed made more than it needed
       for (const c of cs) c.close();
     } finally {
       await s.stop();
@@ -88,7 +90,7 @@ describe('sharded fan-out on the embedded feed', () => {
 
   it('serves aggregated Prometheus metrics from every process', async () => {
     const text = await (await fetch(srv.metricsUrl)).text();
-    expect(text).toMatch(/odin_ws_deliveries_total\{shard="0"\} [1-9]/);
+    expect(text).toMatch(/odin_ws_deliveries_total\{shard="\d"\} [1-9]/);
     expect(text).toMatch(/odin_ws_connections\{shard="2"\} \d+/);
     expect(text).toContain('odin_ws_rejected_total');
     expect(text).toContain('odin_ws_bus_batch_size_bucket');

@@ -1,0 +1,172 @@
+// Admission across shards that accept connections themselves (SO_REUSEPORT). Two jobs, one ledger:
+// - capacity: connection credits. A shard admits a client only by spending a credit the front
+//   issued; credits are issued only out of (max - held - outstanding), so the server never holds
+//   more than WS_MAX_CONNECTIONS whatever shard the kernel picked.
+// - balance: the kernel spreads connections by a hash, so per-shard counts drift apart like a
+//   random walk. A shard the reports show above the mean by more than a tolerance gets a relay
+//   budget (its excess): that many of its next new connections go, unread, to the least-loaded
+//   shard. A new budget is computed only once the shard has reported on the previous one, so a
+//   stale count never makes it relay twice for the same excess.
+// Reports and grants are small pipelined IPC messages, at most one per shard per event-loop turn
+// (coalesced), never one per connection and never a round trip on the connection's path.
+
+/** What a shard reports each tick (cumulative counters, so a lost or late report loses nothing). */
+export interface ShardLoad {
+  readonly held: number; // admitted connections still open (handshaking or established)
+  readonly open: number; // held plus accepted connections not yet upgraded (what balance counts)
+  readonly consumed: number; // credits spent since the shard started (monotonic)
+  readonly issued: number; // the grant the shard applies now (it may have been lowered since)
+  readonly gen: number; // the last grant generation the shard applied
+}
+
+/** What the front tells one shard each tick. */
+export interface Grant {
+  /** Credits this shard may have spent in total: it may admit while consumed < issued. */
+  readonly issued: number;
+  /** New connections to pass on (this shard is above the mean by more than the tolerance). */
+  readonly relay: number;
+  /** Grant generation: a relay budget is computed again only once the shard reported on the last. */
+  readonly gen: number;
+  readonly canRelay: boolean; // some other live shard has credits
+}
+
+interface Slot {
+  live: boolean;
+  held: number;
+  open: number;
+  consumed: number;
+  /** The current grant. Lowering it (revoking credits) is safe at once; raising it spends `free`. */
+  issued: number;
+  /** The grant the shard last said it applies. */
+  applied: number;
+  /** The highest grant sent since the shard last confirmed the current one: it may apply any of them. */
+  peak: number;
+  /** Relays sent to this shard that it has not reported yet: counted as held meanwhile. */
+  inbound: number;
+  gen: number;
+  appliedGen: number;
+  relay: number;
+}
+
+const MAX_INBOUND = 8;
+
+const empty = (live: boolean): Slot => ({ live, held: 0, open: 0, consumed: 0, issued: 0, applied: 0, peak: 0, inbound: 0, gen: 0, appliedGen: 0, relay: 0 });
+
+/** The balance tolerance: how far above the mean a shard may drift before it relays. */
+export function tolerance(mean: number): number {
+  return Math.max(2, Math.floor(mean * 0.01));
+}
+
+export class AdmissionLedger {
+  private readonly slots: Slot[];
+
+  constructor(
+    shards: number,
+    private readonly maxConnections: number,
+  ) {
+    this.slots = Array.from({ length: shards }, () => empty(false));
+  }
+
+  /** A shard (re)started: its old credits and connections are void. */
+  up(id: number): void {
+    this.slots[id] = empty(true);
+  }
+
+  down(id: number): void {
+    this.slots[id] = empty(false);
+  }
+
+  report(id: number, load: ShardLoad): void {
+    const s = this.slots[id];
+    if (!s.live) return;
+    s.held = load.held;
+    s.open = load.open;
+    s.consumed = Math.max(s.consumed, load.consumed);
+    s.applied = load.issued;
+    s.appliedGen = load.gen;
+    if (load.gen === s.gen) s.peak = s.issued;
+    s.inbound = 0;
+  }
+
+  get held(): number {
+    let n = 0;
+    for (const s of this.slots) n += s.held + s.inbound;
+    return n;
+  }
+
+  /** Credits a shard may still spend: any grant in flight may be the one it applies. */
+  private committed(s: Slot): number {
+    return Math.max(0, Math.max(s.peak, s.issued, s.applied) - s.consumed);
+  }
+
+  private setIssued(s: Slot, issued: number): void {
+    if (issued === s.issued) return;
+    s.issued = issued;
+    s.peak = Math.max(s.peak, issued);
+    s.gen++;
+  }
+
+  private outstanding(s: Slot): number {
+    return Math.max(0, s.issued - s.consumed);
+  }
+
+  /**
+   * Moves every live shard's grant toward an even share of the capacity not held: lowers first
+   * (safe at once), then raises out of what is provably free, emptiest shards first.
+   */
+  grants(): Grant[] {
+    const live = this.slots.filter((s) => s.live);
+    if (live.length) {
+      let heldAll = 0;
+      for (const s of this.slots) heldAll += s.held + s.inbound;
+      const budget = Math.max(0, this.maxConnections - heldAll);
+      const order = [...live].sort((a, b) => a.held + a.inbound - (b.held + b.inbound));
+      // An even share each, the remainder to the emptiest, so every free slot is grantable.
+      const share = (rank: number) => Math.floor(budget / live.length) + (rank < budget % live.length ? 1 : 0);
+      const slack = Math.max(1, Math.ceil((budget / live.length) * 0.05));
+      order.forEach((s, rank) => {
+        const target = s.consumed + share(rank);
+        if (s.issued > target + slack || (share(rank) === 0 && s.issued > target)) this.setIssued(s, target);
+      });
+      let free = this.maxConnections;
+      for (const s of this.slots) free -= s.held + s.inbound + (s.live ? this.committed(s) : 0);
+      order.forEach((s, rank) => {
+        const want = s.consumed + share(rank) - s.issued;
+        if (want <= 0 || (want < slack && this.outstanding(s) > 0)) return;
+        const n = Math.min(want, Math.max(0, free));
+        this.setIssued(s, s.issued + n);
+        free -= n;
+      });
+    }
+    const mean = live.length ? live.reduce((a, s) => a + s.open + s.inbound, 0) / live.length : 0;
+    const tol = tolerance(mean);
+    return this.slots.map((s) => {
+      if (s.live && live.length > 1 && s.appliedGen === s.gen) {
+        const over = s.open + s.inbound - mean;
+        // Half the excess per round: a starved shard's count lags (its kernel backlog is not
+        // counted), so correcting all of it at once overshoots into it.
+        const relay = over > tol ? Math.ceil((over - tol / 2) / 2) : 0;
+        if (relay !== s.relay) {
+          s.relay = relay;
+          s.gen++;
+        }
+      }
+      const others = live.some((o) => o !== s && this.outstanding(o) > o.inbound);
+      return { issued: s.issued, relay: s.relay, gen: s.gen, canRelay: others };
+    });
+  }
+  /** Where a relayed connection goes: the live shard with the fewest, other than `from`, with a credit. */
+  relayTarget(from: number): number | null {
+    let best = -1;
+    for (let i = 0; i < this.slots.length; i++) {
+      const s = this.slots[i];
+      // At most a few relays in flight per shard until it reports again (a starved shard is slow
+      // to report, so it is not flooded with connections it cannot yet take).
+      if (i === from || !s.live || this.outstanding(s) <= s.inbound || s.inbound >= MAX_INBOUND) continue;
+      if (best < 0 || s.open + s.inbound < this.slots[best].open + this.slots[best].inbound) best = i;
+    }
+    if (best < 0) return null;
+    this.slots[best].inbound++;
+    return best;
+  }
+}

@@ -1,0 +1,70 @@
+// The /health bodies. The detailed one (pids, memory, CPU against limits, connections against
+// capacity, restarts, Kafka group and lag, version) goes only to WS_METRICS_ALLOW; anyone else
+// gets what a load balancer and a client need.
+import type { BroadcastBus } from '../bus/broadcast-bus.js';
+import type { HealthBody, MessageSource } from '../common/contracts.js';
+import type { ServerConfig } from '../config/config.js';
+import type { ShardPool } from './shard-pool.js';
+
+export interface HealthInputs {
+  readonly config: ServerConfig;
+  readonly version: string;
+  readonly draining: boolean;
+  readonly startedAt: number;
+  readonly load: { cpu: number; memoryMb: number };
+  readonly pool: ShardPool;
+  readonly bus: BroadcastBus;
+  readonly source: MessageSource;
+}
+
+export function publicHealth(draining: boolean): { status: 'ok' | 'draining' } {
+  return { status: draining ? 'draining' : 'ok' };
+}
+
+export function buildHealth(h: HealthInputs): HealthBody {
+  const rejected: Record<string, number> = { max_connections: 0, cpu: 0, memory: 0, draining: 0 };
+  let relayed = 0;
+  for (const s of h.pool.shards) {
+    for (const [reason, n] of Object.entries(s.stats?.refused ?? {})) rejected[reason] = (rejected[reason] ?? 0) + n;
+    relayed += s.stats?.relayed ?? 0;
+  }
+  const body: HealthBody = {
+    status: h.draining ? 'draining' : 'ok',
+    version: h.version,
+    mode: h.config.mode,
+    system: {
+      total_connections: h.pool.totalConnections,
+      max_connections: h.config.maxConnections,
+      rejected: Object.values(rejected).reduce((a, b) => a + b, 0),
+      rejected_by_reason: rejected,
+      relayed,
+      cpu: round(h.load.cpu),
+      cpu_limit: h.config.cpuLimit,
+      memory_mb: round(h.load.memoryMb),
+      memory_limit_mb: h.config.memoryLimitMb,
+      uptime_s: Math.round((Date.now() - h.startedAt) / 1000),
+      source: h.source.kind,
+    },
+    shards: h.pool.shards.map((s) => ({
+      id: s.id,
+      pid: s.proc?.pid ?? null,
+      up: s.ready,
+      connections: s.connections,
+      channels: s.stats?.channels ?? 0,
+      restarts: s.restarts,
+      bus_batches: s.stats?.busBatches ?? 0,
+      bus_messages: s.stats?.busMessages ?? 0,
+      deliveries: s.stats?.deliveries ?? 0,
+      slow_consumers: s.stats?.slowConsumers ?? 0,
+      relayed: s.stats?.relayed ?? 0,
+      rss_mb: round(s.stats?.rssMb ?? 0),
+      cpu: round(s.stats?.cpu ?? 0),
+    })),
+    bus: { batches: h.bus.batches, messages: h.bus.messages, batch_size: h.config.busBatchSize, flush_ms: h.config.busFlushMs },
+  };
+  if (h.source.kind === 'kafka') body.kafka = h.source.health();
+  else body.feed = h.source.health();
+  return body;
+}
+
+const round = (n: number) => Math.round(n * 100) / 100;

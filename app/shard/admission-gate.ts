@@ -1,0 +1,114 @@
+// The shard's side of admission (see front/admission.ts): spends the credits the front grants,
+// decides which new connections to relay for balance, and reports its load once per tick.
+import type { FromShard, ToShard } from '../common/ipc.js';
+
+type Grant = Extract<ToShard, { t: 'grant' }>;
+
+export class AdmissionGate {
+  private issued = 0;
+  private consumed = 0;
+  private relayBudget = 0;
+  private gen = 0;
+  private canRelay = false;
+  private refuse: string | null = null;
+  draining = false;
+  /** Admitted connections still open (handshaking or established). */
+  held = 0;
+  private reportPending = false;
+  private lastReport = '';
+
+  /** Connections this shard accepted that are not yet admitted or closed (the HTTP edge's). */
+  private pending: () => number = () => 0;
+
+  constructor(
+    private readonly send: (m: FromShard) => void,
+    /** Sockets this process may still open before it runs out of descriptors. */
+    private readonly fdRoom: () => number,
+  ) {}
+
+  /** Balance counts what a shard has accepted, not what it has finished upgrading. */
+  countPending(fn: () => number): void {
+    this.pending = fn;
+  }
+
+  /** A connection was accepted here (served or relayed in): its count goes into the next report. */
+  touched(): void {
+    this.scheduleReport();
+  }
+
+  onGrant(g: Grant): void {
+    this.issued = g.issued; // may be lower: the front moved credits to another shard
+    if (g.gen !== this.gen) {
+      this.gen = g.gen;
+      this.relayBudget = g.relay;
+    }
+    this.canRelay = g.canRelay;
+    this.refuse = g.refuse;
+    this.draining = this.draining || g.draining;
+    this.scheduleReport(); // confirms the grant it now applies (see AdmissionLedger.committed)
+  }
+
+  get credits(): number {
+    return this.issued - this.consumed;
+  }
+
+  /** A new, unread connection: pass it on (balance, or no credit here) or serve it here. */
+  shouldRelay(): boolean {
+    if (!this.canRelay || this.draining) return false;
+    if (this.relayBudget > 0) {
+      this.relayBudget--;
+      return true;
+    }
+    return this.credits <= 0 || this.fdRoom() <= 0;
+  }
+
+  /** Why a new upgrade may not be admitted now, or null. Does not spend anything. */
+  refusal(): string | null {
+    if (this.draining) return 'draining';
+    if (this.refuse) return this.refuse;
+    if (this.credits <= 0) return 'max_connections';
+    if (this.fdRoom() <= 0) return 'fd_limit';
+    return null;
+  }
+
+  /** Spends a credit for an upgrade about to be handed to `ws`; false when none is left. */
+  admit(): boolean {
+    if (this.refusal()) return false;
+    this.consumed++;
+    this.held++;
+    this.scheduleReport();
+    return true;
+  }
+
+  release(): void {
+    this.held = Math.max(0, this.held - 1);
+    this.scheduleReport();
+  }
+
+
+  /**
+   * Once per event-loop turn at most: the balance ceilings are only as good as the counts behind
+   * them, and a report is a small pipelined message (no round trip on any connection's path).
+   */
+  private scheduleReport(): void {
+    if (this.reportPending) return;
+    this.reportPending = true;
+    setImmediate(() => {
+      this.reportPending = false;
+      this.report();
+    });
+  }
+
+  /** Sends the pending report now (the simulation in tests/unit/admission.test.ts has no event loop). */
+  flushForTest(): void {
+    this.report();
+  }
+
+  private report(): void {
+    const open = this.held + this.pending();
+    const key = `${this.held}/${open}/${this.consumed}/${this.issued}/${this.gen}`;
+    if (key === this.lastReport) return;
+    this.lastReport = key;
+    this.send({ t: 'load', held: this.held, open, consumed: this.consumed, issued: this.issued, gen: this.gen });
+  }
+}
