@@ -39,8 +39,8 @@ describe('VM env files against the settings the app reads', () => {
   });
 
   it('the auth env file the WS startup script writes names the agreed variable', () => {
-    // The server side of this contract (reading the secret from a file) lands with the auth work.
     expect(AUTH_SECRET_FILE_ENV).toBe('WS_AUTH_SECRET_FILE');
+    expect(envNames(SERVER_SETTINGS).has(AUTH_SECRET_FILE_ENV)).toBe(true);
     expect(startupScript(stacks.ws)).toContain(`echo "${AUTH_SECRET_FILE_ENV}=/etc/odin/auth-secret" >"$ODIN_STAGE/etc/odin/ws-auth.env"`);
   });
 });
