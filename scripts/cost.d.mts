@@ -15,19 +15,42 @@ export interface CostEstimate {
   region: string;
   hoursPerMonth: number;
   vms: VmCost[];
+  egress: EgressCost;
   hourly: number;
+  monthly: number;
+}
+export interface EgressInputs {
+  connections?: number;
+  bytesPerSecond?: number;
+}
+export interface EgressCost {
+  connections: number;
+  bytesPerSecond: number;
+  gbPerHour: number;
+  hourly: number;
+  monthly: number;
+  pricePerGb: number;
+}
+export interface StoppedCost {
+  currency: string;
+  priceDate: string;
+  disks: number;
+  staticIp: number;
   monthly: number;
 }
 export interface VmShape {
   machineType: string;
   diskGb: number;
 }
-export type CostConfig = Record<'ws' | 'backend' | 'loadtest', VmShape>;
+export type CostConfig = Record<'ws' | 'backend', VmShape> & { loadtest: VmShape & { enabled?: boolean } };
 export type PriceTable = Record<string, any>;
 
 export const PRICE_FILE: string;
 export function loadPrices(file?: string): PriceTable;
-export function estimateMonthlyCost(config: CostConfig, prices?: PriceTable): CostEstimate;
+export const EGRESS_DEFAULTS: Readonly<Required<EgressInputs>>;
+export function estimateEgress(inputs?: EgressInputs, prices?: PriceTable): EgressCost;
+export function estimateMonthlyCost(config: CostConfig, prices?: PriceTable, egress?: EgressInputs): CostEstimate;
 export function estimateMonthlyCost(): Promise<CostEstimate>;
+export function stoppedMonthlyCost(config: CostConfig, prices?: PriceTable): StoppedCost;
 export function formatEstimate(estimate: CostEstimate): string;
 export function loadStackConfig(env?: Record<string, string | undefined>): Promise<CostConfig & Record<string, unknown>>;

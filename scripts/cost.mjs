@@ -1,10 +1,13 @@
 #!/usr/bin/env node
-// Monthly cost estimate of a deployment, per VM and in total, from the checked-in dated price
-// table (stacks/prices-us-central1.json). `npm run cost [-- --json]`; the deploy script
-// imports estimateMonthlyCost and formatEstimate and prints the table before deploying.
+// Monthly cost estimate of a deployment, per VM and in total, plus the fan-out's internet
+// egress, from the checked-in dated price table (stacks/prices-us-central1.json).
+// `npm run cost [-- --json] [--connections N] [--bytes-per-second B]`; the deploy script imports
+// estimateMonthlyCost and formatEstimate and prints the table before deploying; gcp:stop prints
+// stoppedMonthlyCost (what a stopped deployment still costs).
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const PRICE_FILE = path.join(root, 'stacks', 'prices-us-central1.json');
@@ -22,7 +25,7 @@ const round3 = (n) => Math.round(n * 1000) / 1000;
 /** Reads and checks the price table; every missing or non-positive price is named. */
 export function loadPrices(file = PRICE_FILE) {
   const prices = JSON.parse(readFileSync(file, 'utf8'));
-  const numbers = ['hoursPerMonth', 'e2VcpuHour', 'e2MemoryGbHour', 'pdBalancedGbMonth', 'staticIpHour', 'cloudNatVmHour'];
+  const numbers = ['hoursPerMonth', 'e2VcpuHour', 'e2MemoryGbHour', 'pdBalancedGbMonth', 'staticIpHour', 'staticIpUnusedHour', 'cloudNatVmHour', 'internetEgressGb'];
   const problems = numbers.filter((k) => !(typeof prices[k] === 'number' && prices[k] > 0)).map((k) => `${k} must be a positive number`);
   if (!/^\d{4}-\d{2}-\d{2}$/.test(String(prices.date))) problems.push('date must be YYYY-MM-DD');
   if (!prices.machineTypes || typeof prices.machineTypes !== 'object') problems.push('machineTypes is missing');
@@ -38,11 +41,29 @@ export function loadPrices(file = PRICE_FILE) {
  * vms: [{ role, machineType, vcpus, memoryGb, diskGb, hourly, monthly, items: { compute, disk, staticIp, nat } }]
  * All amounts in the table's currency; monthly = hoursPerMonth of uptime.
  */
-export function estimateMonthlyCost(config, prices) {
-  if (config === undefined) return loadStackConfig().then((loaded) => estimateMonthlyCost(loaded, prices));
+/** The seed system's capacity target, and an assumed per-client feed rate (set yours). */
+export const EGRESS_DEFAULTS = Object.freeze({ connections: 12_000, bytesPerSecond: 1_000 });
+
+/** Internet egress of the fan-out: every connected client receives its feed over the WS VM's external IP. */
+export function estimateEgress({ connections = EGRESS_DEFAULTS.connections, bytesPerSecond = EGRESS_DEFAULTS.bytesPerSecond } = {}, prices = loadPrices()) {
+  const gbPerHour = (connections * bytesPerSecond * 3600) / 1e9;
+  return {
+    connections,
+    bytesPerSecond,
+    gbPerHour: round3(gbPerHour),
+    hourly: round3(gbPerHour * prices.internetEgressGb),
+    monthly: round2(gbPerHour * prices.internetEgressGb * prices.hoursPerMonth),
+    pricePerGb: prices.internetEgressGb,
+  };
+}
+
+export function estimateMonthlyCost(config, prices, egressInputs = {}) {
+  if (config === undefined) return loadStackConfig().then((loaded) => estimateMonthlyCost(loaded, prices, egressInputs));
   prices ??= loadPrices();
   const hours = prices.hoursPerMonth;
-  const vms = Object.entries(VM_EXTRAS).map(([role, extras]) => {
+  // The load-test VM only counts when it is part of the deployment (loadtest.enabled).
+  const roles = Object.entries(VM_EXTRAS).filter(([role]) => role !== 'loadtest' || config?.loadtest?.enabled !== false);
+  const vms = roles.map(([role, extras]) => {
     const vm = config?.[role];
     if (!vm || typeof vm.machineType !== 'string' || !(Number(vm.diskGb) > 0)) {
       throw new Error(`cost: config.${role} needs machineType and diskGb`);
@@ -70,16 +91,29 @@ export function estimateMonthlyCost(config, prices) {
       items: Object.fromEntries(Object.entries(items).map(([k, v]) => [k, round2(v)])),
     };
   });
-  const monthly = vms.reduce((sum, vm) => sum + vm.monthly, 0);
+  const egress = estimateEgress(egressInputs, prices);
+  const monthly = vms.reduce((sum, vm) => sum + vm.monthly, 0) + egress.monthly;
   return {
     currency: prices.currency,
     priceDate: prices.date,
     region: prices.region,
     hoursPerMonth: hours,
     vms,
+    egress,
     hourly: round3(monthly / hours),
     monthly: round2(monthly),
   };
+}
+
+/**
+ * What a stopped deployment (gcp:stop: VMs stopped, disks and the static address kept) still
+ * costs per month: the disks, and the static address at the unused rate.
+ */
+export function stoppedMonthlyCost(config, prices = loadPrices()) {
+  const roles = Object.keys(VM_EXTRAS).filter((role) => role !== 'loadtest' || config?.loadtest?.enabled !== false);
+  const disks = roles.reduce((sum, role) => sum + config[role].diskGb * prices.pdBalancedGbMonth, 0);
+  const staticIp = prices.staticIpUnusedHour * prices.hoursPerMonth;
+  return { currency: prices.currency, priceDate: prices.date, disks: round2(disks), staticIp: round2(staticIp), monthly: round2(disks + staticIp) };
 }
 
 export function formatEstimate(estimate) {
@@ -94,23 +128,47 @@ export function formatEstimate(estimate) {
         `${money(vm.items.compute)}${money(vm.items.disk)}${money(vm.items.staticIp + vm.items.nat)}${money(vm.monthly)}${vm.hourly.toFixed(3).padStart(8)}`,
     );
   }
+  const e = estimate.egress;
+  if (e) {
+    lines.push(
+      `  ${'egress'.padEnd(9)}${`${e.connections} conns x ${e.bytesPerSecond} B/s = ${e.gbPerHour} GB/h at ${e.pricePerGb}/GB`.padEnd(66)}${money(e.monthly)}${e.hourly.toFixed(3).padStart(8)}`,
+    );
+  }
   lines.push(`  ${'total'.padEnd(75)}${money(estimate.monthly)}${estimate.hourly.toFixed(3).padStart(8)}`);
-  lines.push('  Excludes egress, NAT data processing and log ingestion; the teardown task (gcp:delete) stops all of it.');
+  lines.push(`  All rows are list prices of ${estimate.priceDate}. Egress at the first Premium Tier tier; set --connections and --bytes-per-second for your feed.`);
+  lines.push('  Excludes NAT data processing and log ingestion; gcp:stop keeps only disks and the address, gcp:delete stops all of it.');
   return lines.join('\n');
 }
 
-/** Loads the same validated config the stacks use (ODIN_ENV and the env overrides apply). */
+/**
+ * Loads the same validated config the stacks use (ODIN_ENV and the env overrides apply). An
+ * estimate needs no project, so a placeholder stands in when none is set (it never reaches a plan).
+ */
 export async function loadStackConfig(env = process.env) {
   const { tsImport } = await import('tsx/esm/api');
   const { loadConfig } = await tsImport('../stacks/config/load.ts', import.meta.url);
-  return loadConfig({ env });
+  return loadConfig({ env: { ...env, GCP_PROJECT: env.GCP_PROJECT?.trim() || 'cost-estimate-only' } });
 }
 
+const USAGE = 'usage: node scripts/cost.mjs [--json] [--connections N] [--bytes-per-second B]; ODIN_ENV picks the config';
+
 async function main(argv) {
-  const unknown = argv.filter((a) => a !== '--json');
-  if (unknown.length) {
-    console.error(`cost: unknown argument ${unknown[0]} (usage: node scripts/cost.mjs [--json]; ODIN_ENV picks the config)`);
+  let values;
+  try {
+    ({ values } = parseArgs({ args: argv, strict: true, options: { json: { type: 'boolean' }, connections: { type: 'string' }, 'bytes-per-second': { type: 'string' } } }));
+  } catch (e) {
+    console.error(`cost: ${e.message} (${USAGE})`);
     return 2;
+  }
+  const egress = {};
+  for (const [flag, key] of [['connections', 'connections'], ['bytes-per-second', 'bytesPerSecond']]) {
+    if (values[flag] === undefined) continue;
+    const n = Number(values[flag]);
+    if (!/^\d+$/.test(values[flag]) || n > 10_000_000) {
+      console.error(`cost: --${flag}=${JSON.stringify(values[flag])}: must be a whole number 0..10000000`);
+      return 2;
+    }
+    egress[key] = n;
   }
   let config;
   try {
@@ -119,8 +177,8 @@ async function main(argv) {
     console.error(err.message);
     return 1;
   }
-  const estimate = estimateMonthlyCost(config);
-  console.log(argv.includes('--json') ? JSON.stringify(estimate, null, 2) : formatEstimate(estimate));
+  const estimate = estimateMonthlyCost(config, undefined, egress);
+  console.log(values.json ? JSON.stringify(estimate, null, 2) : formatEstimate(estimate));
   return 0;
 }
 

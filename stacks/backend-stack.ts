@@ -1,6 +1,6 @@
 // The backend VM (e2-medium, internal address only): Redpanda, Redpanda Console, Prometheus,
 // Grafana and the publisher, all set up by its startup script. Operators reach Grafana and
-// the console from the operator range or through an IAP SSH tunnel.
+// the console only through IAP TCP forwarding (task gcp:grafana / gcp:console).
 import type { Construct } from 'constructs';
 import { TerraformOutput } from 'cdktf';
 import type { Assets } from './assets.js';
@@ -26,6 +26,7 @@ export class BackendStack extends OdinStack {
       vm,
       machineType: config.backend.machineType,
       diskGb: config.backend.diskGb,
+      readsSecrets: [plan.secrets.grafanaAdmin],
       startupScript: backendStartupScript(config, plan, assets),
     });
     const ip = vm.internalIp;

@@ -1,15 +1,11 @@
 // The app entry that cdktf.json runs. The only place that reads env and files: the config
-// (ODIN_ENV selects stacks/config/<env>.json; GCP_PROJECT, GCP_REGION, GCP_ZONE,
-// OPERATOR_CIDR, WS_SHARDS and TF_STATE_BUCKET override it) and the VM asset files.
+// (ODIN_ENV selects stacks/config/<env>.json; GCP_PROJECT, GCP_REGION, GCP_ZONE, WS_SHARDS
+// and TF_STATE_BUCKET override it) and the VM asset files.
 import { mkdirSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { App } from 'cdktf';
 import { loadAssets } from './assets.js';
 import { buildStacks } from './app.js';
 import { ConfigError, loadConfig } from './config/load.js';
-
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 function main(): void {
   let config;
@@ -24,7 +20,7 @@ function main(): void {
   const outdir = process.env.CDKTF_OUTDIR;
   if (outdir) mkdirSync(outdir, { recursive: true });
   const app = new App();
-  buildStacks(app, config, loadAssets(), repoRoot);
+  buildStacks(app, config, loadAssets());
   app.synth();
 }
 

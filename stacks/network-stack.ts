@@ -1,7 +1,7 @@
 // VPC, subnet, Cloud Router + NAT (egress for VMs without an external IP) and the firewall.
-// Only tcp:3004 on the WS VM is open to the internet; SSH comes only through IAP; the
-// backend's service ports only from inside the subnet; Grafana and the console only from
-// the operator range.
+// Only tcp:3004 on the WS VM is open to the internet; SSH, Grafana and the console come only
+// through IAP TCP forwarding (the backend has no external address, so a rule for any other
+// outside range could never match); the backend's service ports only from inside the subnet.
 import type { Construct } from 'constructs';
 import { TerraformOutput } from 'cdktf';
 import { ComputeFirewall } from '@cdktf/provider-google/lib/compute-firewall/index.js';
@@ -21,6 +21,7 @@ export class NetworkStack extends OdinStack {
   constructor(scope: Construct, id: 'network', props: BaseStackProps) {
     super(scope, id, props);
     const { config, plan } = props;
+    // Loadtest shares the rules whether or not its VM exists: a tag without VMs matches nothing.
     const { ws, backend, loadtest } = plan.vms;
     const allTags = [ws.tag, backend.tag, loadtest.tag];
 
@@ -74,7 +75,7 @@ export class NetworkStack extends OdinStack {
     // Also open publicly above; kept so the WS VM stays reachable for the load test and
     // Prometheus if the public rule is ever narrowed.
     rule('ws-internal', [PORTS.ws], [config.subnetCidr], [ws.tag], 'WebSocket and /metrics from inside the subnet');
-    rule('operator', [PORTS.grafana, PORTS.console], [config.operatorCidr], [backend.tag], 'Grafana and Redpanda Console from the operator range');
+    rule('ui-iap', [PORTS.grafana, PORTS.console], [IAP_RANGE], [backend.tag], 'Grafana and Redpanda Console only through IAP TCP forwarding (task gcp:grafana / gcp:console)');
     new ComputeFirewall(this, 'fw-icmp-internal', {
       name: `${plan.prefix}-icmp-internal`,
       network: this.network.id,

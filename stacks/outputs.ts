@@ -2,8 +2,10 @@
 // Output names are flat and unique across all stacks, so the scripts can merge every
 // stack's outputs into one object. Renaming one breaks scripts/: change both together.
 
-export const STACK_NAMES = ['network', 'backend', 'ws', 'loadtest'] as const;
-export type StackName = (typeof STACK_NAMES)[number];
+export const STACK_NAMES = ['bootstrap', 'network', 'backend', 'ws', 'loadtest'] as const;
+/** Only when a state bucket is configured: the bucket itself, with local state (it cannot hold its own). */
+export const STATE_STACK = 'state';
+export type StackName = (typeof STACK_NAMES)[number] | typeof STATE_STACK;
 
 export const OUTPUT_NAMES = [
   'ws_url',
@@ -25,8 +27,10 @@ export type OutputName = (typeof OUTPUT_NAMES)[number];
 
 /** Which stack declares each output (each name exactly once). */
 export const OUTPUTS_BY_STACK: Readonly<Record<StackName, readonly OutputName[]>> = {
+  state: [],
+  bootstrap: ['ws_url', 'health_url', 'ws_external_ip'],
   network: ['zone', 'project'],
   backend: ['backend_internal_ip', 'grafana_url', 'console_url', 'publisher_status_url', 'backend_instance'],
-  ws: ['ws_url', 'health_url', 'ws_external_ip', 'ws_internal_ip', 'ws_instance'],
+  ws: ['ws_internal_ip', 'ws_instance'],
   loadtest: ['loadtest_internal_ip', 'loadtest_instance'],
 };

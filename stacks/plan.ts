@@ -13,8 +13,28 @@ export const PORTS = {
   console: 8080,
 } as const;
 
-/** Google's IAP TCP-forwarding range: the only source allowed to reach SSH. */
+/** Google's IAP TCP-forwarding range: the only source allowed to reach SSH, Grafana and the console. */
 export const IAP_RANGE = '35.235.240.0/20';
+
+/**
+ * The Google APIs the stacks and the ops scripts call. A fresh project has none of these on
+ * (except a few defaults), and the first apply would fail with 403 "API has not been used".
+ */
+export const REQUIRED_APIS = [
+  'serviceusage.googleapis.com',
+  'cloudresourcemanager.googleapis.com',
+  'compute.googleapis.com',
+  'iam.googleapis.com',
+  'iap.googleapis.com',
+  'oslogin.googleapis.com',
+  'logging.googleapis.com',
+  'monitoring.googleapis.com',
+  'storage.googleapis.com',
+  'secretmanager.googleapis.com',
+] as const;
+
+/** Secret Manager's accessor role: the only grant on each secret, to the one VM that reads it. */
+export const SECRET_ACCESSOR = 'roles/secretmanager.secretAccessor';
 
 export const ROLES = ['ws', 'backend', 'loadtest'] as const;
 export type Role = (typeof ROLES)[number];
@@ -42,6 +62,10 @@ export interface DeploymentPlan {
   readonly consumerGroup: string;
   readonly kafkaBrokers: string;
   readonly labels: Readonly<Record<string, string>>;
+  /** The WS VM's static external address (in the bootstrap stack: it outlives gcp:delete). */
+  readonly wsAddressName: string;
+  /** Secret Manager secret ids; their values never pass through Terraform. */
+  readonly secrets: Readonly<{ wsAuth: string; grafanaAdmin: string }>;
 }
 
 export function planDeployment(config: StackConfig): DeploymentPlan {
@@ -67,5 +91,7 @@ export function planDeployment(config: StackConfig): DeploymentPlan {
     consumerGroup: `ws-server-${config.env}`,
     kafkaBrokers: `${vms.backend.internalIp}:${PORTS.kafka}`,
     labels: Object.freeze({ ...config.labels, env: config.env, managed_by: 'cdktf' }),
+    wsAddressName: `${prefix}-ws-external`,
+    secrets: Object.freeze({ wsAuth: `${prefix}-ws-auth-secret`, grafanaAdmin: `${prefix}-grafana-admin-password` }),
   });
 }

@@ -52,6 +52,7 @@ export function shellQuote(value: string): string {
 export function renderStartupScript({ role, vars, files, scripts }: StartupScriptParts): string {
   const lines = [
     '#!/bin/bash',
+    '# shellcheck disable=SC2034 # every VM gets the same ODIN_* settings; not every role uses each one',
     `# odin ${role} VM startup script, rendered at synth time from stacks/assets/ and the stack props.`,
     '# GCE runs it on every boot and every step is idempotent. Do not edit it on the VM: change',
     '# the assets or the config and deploy again.',

@@ -7,6 +7,22 @@ import { fillTemplate, renderEnvFile, renderStartupScript, type StagedFile } fro
 
 export const NODE_MAJOR = '24';
 
+/**
+ * Every package the VMs install from outside Debian's base, pinned in this one place (apt
+ * versions; a trailing * pins a release series, so a rebuilt VM gets the same software).
+ * Node matches the `node` devDependency that development and CI run on.
+ */
+export const PACKAGE_PINS = Object.freeze({
+  NODEJS: `${NODE_MAJOR}.21.0-1nodesource1`,
+  REDPANDA: '25.3.7*',
+  REDPANDA_CONSOLE: '3.10.0*',
+  GRAFANA: '12.3.*',
+  PROMETHEUS: '2.42.*',
+});
+
+/** What the WS VM's startup script writes into /etc/odin/ws-auth.env when a secret exists (the server's contract). */
+export const AUTH_SECRET_FILE_ENV = 'WS_AUTH_SECRET_FILE';
+
 /** /etc/odin/ws.env: the server's whole configuration (see odin-ws.service). */
 export function wsEnv(config: StackConfig, plan: DeploymentPlan): string {
   return renderEnvFile({
@@ -25,7 +41,7 @@ export function wsEnv(config: StackConfig, plan: DeploymentPlan): string {
 export function publisherEnv(config: StackConfig): string {
   return renderEnvFile({
     KAFKA_BROKERS: `127.0.0.1:${PORTS.kafka}`,
-    KAFKA_TOPICS: config.kafka.topics.join(','),
+    PUBLISHER_TOPICS: config.kafka.topics.join(','),
     PUBLISHER_PORT: PORTS.publisher,
   });
 }
@@ -44,6 +60,7 @@ function commonVars(config: StackConfig, role: string): Record<string, string> {
     ODIN_ROLE: role,
     ODIN_ENV: config.env,
     ODIN_NODE_MAJOR: NODE_MAJOR,
+    ...Object.fromEntries(Object.entries(PACKAGE_PINS).map(([name, version]) => [`ODIN_PIN_${name}`, version])),
     ODIN_INSTALL_OPS_AGENT: String(config.installOpsAgent),
   };
 }
@@ -55,7 +72,12 @@ function file(path: string, content: string, mode?: string): StagedFile {
 export function wsStartupScript(config: StackConfig, plan: DeploymentPlan, assets: Assets): string {
   return renderStartupScript({
     role: 'ws',
-    vars: { ...commonVars(config, 'ws'), ODIN_KAFKA_BROKERS: plan.kafkaBrokers, ODIN_WS_SHARDS: String(config.ws.shards) },
+    vars: {
+      ...commonVars(config, 'ws'),
+      ODIN_KAFKA_BROKERS: plan.kafkaBrokers,
+      ODIN_WS_SHARDS: String(config.ws.shards),
+      ODIN_AUTH_SECRET_NAME: plan.secrets.wsAuth,
+    },
     files: [
       file('/etc/odin/ws.env', wsEnv(config, plan)),
       file('/etc/systemd/system/odin-ws.service', assets.wsUnit),
@@ -79,6 +101,7 @@ export function backendStartupScript(config: StackConfig, plan: DeploymentPlan, 
       ODIN_BACKEND_INTERNAL_IP: plan.vms.backend.internalIp,
       ODIN_KAFKA_TOPICS: config.kafka.topics.join(','),
       ODIN_KAFKA_PARTITIONS: String(config.kafka.partitions),
+      ODIN_GRAFANA_SECRET_NAME: plan.secrets.grafanaAdmin,
     },
     files: [
       file('/etc/sysctl.d/90-odin-backend.conf', assets.backendSysctl),

@@ -1,20 +1,25 @@
-// One VM as this project runs them: its own service account (log and metric writing only),
-// a reserved internal address, an optional static external address, a Debian boot disk on
-// pd-balanced, Shielded VM, OS Login for IAP SSH, and the rendered startup script.
+// One VM as this project runs them: its own service account (log and metric writing, and read
+// access to its own secret only), a reserved internal address, an optional static external
+// address (reserved in the bootstrap stack), a Debian boot disk on pd-balanced, Shielded VM,
+// OS Login for IAP SSH, and the rendered startup script.
+import type { ITerraformDependable } from 'cdktf';
 import { Construct } from 'constructs';
 import { ComputeAddress } from '@cdktf/provider-google/lib/compute-address/index.js';
 import { ComputeInstance } from '@cdktf/provider-google/lib/compute-instance/index.js';
 import { ProjectIamMember } from '@cdktf/provider-google/lib/project-iam-member/index.js';
+import { SecretManagerSecretIamMember } from '@cdktf/provider-google/lib/secret-manager-secret-iam-member/index.js';
 import { ServiceAccount } from '@cdktf/provider-google/lib/service-account/index.js';
 import type { StackConfig } from './config/schema.js';
-import { VM_ROLES, type DeploymentPlan, type VmPlan } from './plan.js';
+import { SECRET_ACCESSOR, VM_ROLES, type DeploymentPlan, type VmPlan } from './plan.js';
 import { terraformLiteral } from './render.js';
 
-/** Narrow OAuth scopes on top of the narrow IAM roles: the VMs call no other Google API. */
+/** Narrow OAuth scopes on top of the narrow IAM roles, for a VM that reads no secret. */
 export const VM_SCOPES = [
   'https://www.googleapis.com/auth/logging.write',
   'https://www.googleapis.com/auth/monitoring.write',
 ] as const;
+/** Secret Manager accepts only the cloud-platform scope; the IAM grants still limit the VM to its own secret. */
+export const SECRET_READER_SCOPES = ['https://www.googleapis.com/auth/cloud-platform'] as const;
 
 export interface OdinVmProps {
   readonly config: StackConfig;
@@ -23,35 +28,38 @@ export interface OdinVmProps {
   readonly machineType: string;
   readonly diskGb: number;
   readonly startupScript: string;
-  /** Reserve a static external IPv4 and attach it (only the WS VM). */
-  readonly externalIp?: boolean;
+  /** A static external IPv4 to attach (only the WS VM; reserved in the bootstrap stack). */
+  readonly natIp?: string;
   /** Alias range on the NIC for extra source addresses (the load-test VM). */
   readonly aliasCidr?: string;
+  /** Secret Manager secret ids this VM's service account may read (secretAccessor on each). */
+  readonly readsSecrets?: readonly string[];
+  /** GCE refuses to delete the VM until this is turned off (gcp:delete does that first). */
+  readonly deletionProtection?: boolean;
 }
 
 export class OdinVm extends Construct {
   readonly instance: ComputeInstance;
   readonly serviceAccount: ServiceAccount;
   readonly internalAddress: ComputeAddress;
-  readonly externalAddress?: ComputeAddress;
 
   constructor(scope: Construct, id: string, props: OdinVmProps) {
     super(scope, id);
     const { config, plan, vm } = props;
+    const secrets = props.readsSecrets ?? [];
 
     this.serviceAccount = new ServiceAccount(this, 'sa', {
       accountId: vm.serviceAccountId,
       displayName: `odin ${config.env} ${vm.role} VM`,
-      description: 'Runs the VM; may only write logs and metrics.',
+      description: secrets.length ? 'Runs the VM; may write logs and metrics and read its own secrets.' : 'Runs the VM; may only write logs and metrics.',
     });
-    const grants = VM_ROLES.map(
-      (role) =>
-        new ProjectIamMember(this, `role-${role.split('/')[1]}`, {
-          project: config.project,
-          role,
-          member: `serviceAccount:${this.serviceAccount.email}`,
-        }),
+    const member = `serviceAccount:${this.serviceAccount.email}`;
+    const grants: ITerraformDependable[] = VM_ROLES.map(
+      (role) => new ProjectIamMember(this, `role-${role.split('/')[1]}`, { project: config.project, role, member }),
     );
+    for (const secretId of secrets) {
+      grants.push(new SecretManagerSecretIamMember(this, `reads-${secretId}`, { project: config.project, secretId, role: SECRET_ACCESSOR, member }));
+    }
 
     this.internalAddress = new ComputeAddress(this, 'internal-ip', {
       name: `${vm.instanceName}-internal`,
@@ -60,14 +68,6 @@ export class OdinVm extends Construct {
       subnetwork: plan.subnetPath,
       address: vm.internalIp,
     });
-    if (props.externalIp) {
-      this.externalAddress = new ComputeAddress(this, 'external-ip', {
-        name: `${vm.instanceName}-external`,
-        region: config.region,
-        addressType: 'EXTERNAL',
-        networkTier: 'PREMIUM',
-      });
-    }
 
     this.instance = new ComputeInstance(this, 'instance', {
       name: vm.instanceName,
@@ -76,6 +76,7 @@ export class OdinVm extends Construct {
       tags: [vm.tag],
       labels: { role: vm.role },
       allowStoppingForUpdate: true,
+      deletionProtection: props.deletionProtection ?? false,
       bootDisk: {
         autoDelete: true,
         initializeParams: { image: config.image, size: props.diskGb, type: 'pd-balanced' },
@@ -84,20 +85,20 @@ export class OdinVm extends Construct {
         {
           subnetwork: plan.subnetPath,
           networkIp: this.internalAddress.address,
-          accessConfig: this.externalAddress ? [{ natIp: this.externalAddress.address, networkTier: 'PREMIUM' }] : undefined,
+          accessConfig: props.natIp ? [{ natIp: props.natIp, networkTier: 'PREMIUM' }] : undefined,
           aliasIpRange: props.aliasCidr ? [{ ipCidrRange: props.aliasCidr }] : undefined,
         },
       ],
-      serviceAccount: { email: this.serviceAccount.email, scopes: [...VM_SCOPES] },
+      serviceAccount: { email: this.serviceAccount.email, scopes: [...(secrets.length ? SECRET_READER_SCOPES : VM_SCOPES)] },
       shieldedInstanceConfig: { enableSecureBoot: true, enableVtpm: true, enableIntegrityMonitoring: true },
       // metadata (not metadata_startup_script): changing the script updates the VM in place
-      // instead of replacing it; it takes effect on the next boot or a re-run by deploy.
+      // instead of replacing it; gcp:deploy re-runs it on the VM when it changed (converge).
       metadata: {
         'startup-script': terraformLiteral(props.startupScript),
         'enable-oslogin': 'TRUE',
         'block-project-ssh-keys': 'TRUE',
       },
-      // The first boot already writes logs and metrics: grant the roles before the VM exists.
+      // The first boot already writes logs and reads its secret: grant the roles before the VM exists.
       dependsOn: grants,
     });
   }

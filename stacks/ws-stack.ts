@@ -1,13 +1,13 @@
-// The WebSocket VM (e2-highcpu-8): the only VM with an external address, a static one, so
-// clients and DNS keep working across VM rebuilds. The server runs under systemd (see
+// The WebSocket VM (e2-highcpu-8): the only VM with an external address, a static one reserved
+// in the bootstrap stack, so clients and DNS keep working across VM rebuilds and teardowns. The server runs under systemd (see
 // assets/odin-ws.service) rather than in a container: the front process hands sockets to its
 // shard child processes, wants a high LimitNOFILE and host networking, and ships as one
 // esbuild bundle, so a container would add a runtime and a layer without removing a step.
 import type { Construct } from 'constructs';
 import { TerraformOutput } from 'cdktf';
+import { DataGoogleComputeAddress } from '@cdktf/provider-google/lib/data-google-compute-address/index.js';
 import type { Assets } from './assets.js';
 import { OdinStack, type BaseStackProps } from './base-stack.js';
-import { PORTS } from './plan.js';
 import { OdinVm } from './vm.js';
 import { wsStartupScript } from './vm-scripts.js';
 
@@ -22,20 +22,21 @@ export class WsStack extends OdinStack {
     super(scope, id, props);
     const { config, plan, assets } = props;
     const vm = plan.vms.ws;
+    // Read by name, not through the bootstrap stack's state: the stacks share names, not state.
+    const address = new DataGoogleComputeAddress(this, 'external-ip', { name: plan.wsAddressName, region: config.region });
     this.vm = new OdinVm(this, 'vm', {
       config,
       plan,
       vm,
       machineType: config.ws.machineType,
       diskGb: config.ws.diskGb,
-      externalIp: true,
+      natIp: address.address,
+      readsSecrets: [plan.secrets.wsAuth],
+      // The one VM clients depend on: a stray `terraform destroy` or console click must not take it.
+      deletionProtection: true,
       startupScript: wsStartupScript(config, plan, assets),
     });
-    const externalIp = this.vm.externalAddress!.address;
 
-    new TerraformOutput(this, 'ws_url', { value: `ws://${externalIp}:${PORTS.ws}/ws` });
-    new TerraformOutput(this, 'health_url', { value: `http://${externalIp}:${PORTS.ws}/health` });
-    new TerraformOutput(this, 'ws_external_ip', { value: externalIp });
     new TerraformOutput(this, 'ws_internal_ip', { value: vm.internalIp });
     new TerraformOutput(this, 'ws_instance', { value: vm.instanceName });
   }

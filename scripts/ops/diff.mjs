@@ -3,6 +3,7 @@
 import { UsageError, isMain, parseOptions, runMain } from './cli.mjs';
 import { createGcp } from './gcp.mjs';
 import { parseStackList } from './delete.mjs';
+import { resolveDeployment } from './settings.mjs';
 
 export const USAGE = 'usage: diff [STACK ...] [--dry-run]   (default: every stack from `cdktf list`)';
 
@@ -14,6 +15,9 @@ export async function main(argv, { env = process.env } = {}) {
   }
   const bad = positionals.filter((p) => !/^[\w-]{1,64}$/.test(p));
   if (bad.length) throw new UsageError(`not a stack name: ${bad.join(', ')}`, USAGE);
+  // The same project cdktf will plan against (a clear error here instead of one per stack).
+  const { project, env: name } = await resolveDeployment(env);
+  console.log(`diff of env ${name} in project ${project}`);
   const gcp = createGcp({ dryRun: values['dry-run'], env });
   // cdktf diff takes one stack at a time.
   const stacks = positionals.length ? positionals : parseStackList((await gcp.cdktf(['list'])).stdout);

@@ -1,10 +1,14 @@
 #!/usr/bin/env node
-// gcp:health:all: the WS /health (public, fetched from here) as a per-shard table, then what only
-// the VPC can see, probed over IAP SSH: the backend's services, the publisher's /status, Grafana
-// and the console, and whether the WS VM reaches Redpanda. Exits 1 if anything is down.
+// gcp:health:all: the WS server's detailed /health as a per-shard table, read on the WS VM itself
+// over IAP SSH (the public port shows only {"status":"ok"} to addresses outside WS_METRICS_ALLOW;
+// an IAP TCP tunnel would arrive from 35.235.240.0/20, so loopback on the VM is the path that is
+// always allowed); the public /health from here (what clients and balancers see); then what only
+// the VPC can see: the backend's services, the publisher's /status, Grafana and the console, and
+// whether the WS VM reaches Redpanda. Exits 1 if anything is down.
 import { isMain, parseOptions, runMain } from './cli.mjs';
 import { createGcp, shellQuote as sq } from './gcp.mjs';
-import { evaluatePublisherStatus, evaluateWsHealth, fetchJson, formatChecks, formatHealth, formatPublisherStatus } from './health.mjs';
+import { evaluatePublicHealth, evaluatePublisherStatus, evaluateWsHealth, fetchJson, formatChecks, formatHealth, formatPublisherStatus, parseRemoteHealth } from './health.mjs';
+import { healthProbeScript } from './release.mjs';
 import { readOutputs } from './outputs.mjs';
 
 export const USAGE = 'usage: health-all [--dry-run]';
@@ -29,6 +33,8 @@ export function backendProbeScript(out) {
 
 export function wsProbeScript(out) {
   return [
+    'echo @@health',
+    `${healthProbeScript()} || true`,
     'echo @@units',
     'systemctl is-active odin-ws || true',
     'echo @@kafka',
@@ -92,7 +98,7 @@ export async function healthAll(gcp, { log = (s) => process.stdout.write(`${s}\n
   const ws = { instance: out.ws_instance, zone: out.zone, project: out.project };
   const backend = { instance: out.backend_instance, zone: out.zone, project: out.project };
   if (!gcp.dryRun) log(`probing ${out.health_url} from here; ${out.ws_instance} and ${out.backend_instance} over IAP SSH`);
-  const [health, wsProbe, backendProbe] = await Promise.all([
+  const [publicHealth, wsProbe, backendProbe] = await Promise.all([
     gcp.dryRun ? null : fetchJson(out.health_url),
     // No retries: a health check reports an unreachable VM rather than waiting for it.
     gcp.ssh(ws, wsProbeScript(out), { allowFail: true, retries: 0, quiet: true }),
@@ -102,11 +108,16 @@ export async function healthAll(gcp, { log = (s) => process.stdout.write(`${s}\n
     log(`[dry-run] GET ${out.health_url}`);
     return { ok: true, checks: [] };
   }
+  const health = wsProbe.exitCode === 0
+    ? parseRemoteHealth({ exitCode: 0, stdout: parseSections(wsProbe.stdout).health ?? '' })
+    : parseRemoteHealth(wsProbe);
   const verdict = evaluateWsHealth(health);
-  log(`\nWS ${out.health_url}`);
+  const pub = evaluatePublicHealth(publicHealth);
+  log(`\nWS ${out.ws_instance} 127.0.0.1:3004/health${health.body?.version ? ` (version ${health.body.version})` : ''}`);
   if (health.body && typeof health.body === 'object' && Array.isArray(health.body.shards)) log(formatHealth(health.body));
   const checks = [
     { name: 'ws /health', ok: verdict.ok, detail: verdict.ok ? `${health.body.shards.length} shards up` : verdict.problem },
+    { name: 'ws public /health', ok: pub.ok, detail: pub.ok ? `${out.health_url} ok` : `${out.health_url}: ${pub.problem}` },
     ...wsVmChecks(wsProbe, out),
     ...backendChecks(backendProbe),
   ];

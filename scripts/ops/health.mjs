@@ -33,6 +33,36 @@ export function evaluateWsHealth({ httpStatus, body, error }) {
   return { ok: true, problem: null };
 }
 
+/** Healthy and serving the release just shipped: the detailed body's `version` must match. */
+export function evaluateRelease(result, version) {
+  const verdict = evaluateWsHealth(result);
+  if (!verdict.ok) return verdict;
+  if (result.body.version !== version) return { ok: false, problem: `serves version ${JSON.stringify(result.body.version ?? null)}, not the release ${version} just shipped` };
+  return verdict;
+}
+
+/** What a client sees on the public port: only `{"status":"ok"}` (200) or draining (503). */
+export function evaluatePublicHealth({ httpStatus, body, error }) {
+  if (error) return { ok: false, problem: `unreachable (${error})` };
+  if (httpStatus !== 200 || !body || typeof body !== 'object' || body.status !== 'ok') {
+    return { ok: false, problem: `HTTP ${httpStatus}, status ${body && typeof body === 'object' ? body.status : JSON.stringify(body)}` };
+  }
+  return { ok: true, problem: null };
+}
+
+/** A probe's stdout (the /health body fetched on the VM) as a fetchJson-shaped result. */
+export function parseRemoteHealth({ exitCode, stdout, stderr }) {
+  if (exitCode !== 0) return { httpStatus: null, body: null, error: `probe failed (exit ${exitCode}): ${String(stderr ?? '').trim().split('\n').pop() || 'no output'}` };
+  const text = String(stdout ?? '');
+  const m = /^@@http (\d{3})$/m.exec(text);
+  const bodyText = text.replace(/^@@http \d{3}\s*$/m, '').trim();
+  try {
+    return { httpStatus: m ? Number(m[1]) : 200, body: JSON.parse(bodyText), error: null };
+  } catch {
+    return { httpStatus: m ? Number(m[1]) : null, body: bodyText, error: bodyText ? null : 'no answer from 127.0.0.1:3004' };
+  }
+}
+
 /** A fixed-width text table. */
 export function formatTable(headers, rows) {
   const cells = [headers, ...rows].map((r) => r.map((c) => String(c ?? '-')));
@@ -83,20 +113,22 @@ export function tcpProbe(host, port, timeoutMs = 3000) {
  * Polls /health until healthy or until timeoutMs has passed (bounded by both time and attempts).
  * Throws an OpsError carrying the last body seen.
  */
-export async function waitHealthy(url, { timeoutMs = 180_000, intervalMs = 2000, onAttempt = () => {} } = {}) {
+export async function waitHealthy(url, { timeoutMs = 180_000, intervalMs = 2000, onAttempt = () => {}, probe, evaluate = evaluateWsHealth } = {}) {
   const deadline = Date.now() + timeoutMs;
   const maxAttempts = Math.ceil(timeoutMs / intervalMs) + 1;
+  probe ??= () => fetchJson(url, { timeoutMs: Math.min(5000, intervalMs * 2) });
   let last = null;
+  let verdict = null;
   for (let attempt = 1; attempt <= maxAttempts; attempt++) {
-    last = await fetchJson(url, { timeoutMs: Math.min(5000, intervalMs * 2) });
-    const verdict = evaluateWsHealth(last);
+    last = await probe();
+    verdict = evaluate(last);
     onAttempt(attempt, verdict);
     if (verdict.ok) return last;
     if (Date.now() >= deadline) break;
     await new Promise((r) => setTimeout(r, intervalMs));
   }
   const shown = last?.error ? `(no answer: ${last.error})` : typeof last?.body === 'string' ? last.body : JSON.stringify(last?.body, null, 2);
-  throw new OpsError(`${url} did not become healthy within ${Math.round(timeoutMs / 1000)} s; last response (HTTP ${last?.httpStatus ?? '-'}):`, { detail: shown });
+  throw new OpsError(`${url} did not become healthy within ${Math.round(timeoutMs / 1000)} s (${verdict?.problem}); last response (HTTP ${last?.httpStatus ?? '-'}):`, { detail: shown });
 }
 
 /** One line per check, a verdict column first; returns whether every check passed. */

@@ -2,20 +2,25 @@
 // gcp:load-test:capacity: run the load generator on the load-test VM against the WS VM's internal
 // address, stream its output, then fetch its JSON and HTML report into reports/.
 // The run is detached on the VM (nohup): a dropped SSH session does not end it, and
-// gcp:load-test:logs can still read it.
+// gcp:load-test:logs can still read it. The load-test VM is optional (loadtest.enabled): when it
+// is not deployed, this brings it up (cdktf deploy loadtest, converge, ship the release) first,
+// and --teardown destroys it again after the report is fetched. Its NIC's alias range (config
+// loadtest.sourceCidr) is passed to the generator as --source-ips.
 import fs from 'node:fs';
 import path from 'node:path';
 import { UsageError, intFlag, isMain, parseOptions, runMain } from './cli.mjs';
-import { createGcp, shellQuote } from './gcp.mjs';
+import { OpsError, createGcp, shellQuote } from './gcp.mjs';
 import { readOutputs } from './outputs.mjs';
-import { REMOTE_BASE } from './release.mjs';
+import { REMOTE_BASE, assembleRelease, convergeScript, gitState, installScript, releaseVersion } from './release.mjs';
+import { cidrToRange, resolveDeployment } from './settings.mjs';
 
-export const USAGE = `usage: load-test-capacity [--target N] [--hold SECONDS] [--ramp N] [--channels SPEC] [--dry-run]
+export const USAGE = `usage: load-test-capacity [--target N] [--hold SECONDS] [--ramp N] [--channels SPEC] [--teardown] [--dry-run]
   --target N       connections to ramp to (default 12000)
   --hold S         seconds to hold at the target (default 60)
   --ramp N         new connections per second (default: the load generator's)
   --channels SPEC  subscription mix per client (default: the load generator's, trades:*)
-  --out DIR        where reports go (default reports)`;
+  --out DIR        where reports go (default reports)
+  --teardown       destroy the load-test VM after the report is fetched (it costs ~0.27 USD/h)`;
 
 export const WS_PORT = 3004; // DESIGN: WebSocket at ws://HOST:3004/ws
 export const REMOTE_RUNS = '/var/tmp/odin-loadtest';
@@ -25,10 +30,11 @@ export function runId(date = new Date()) {
 }
 
 /** The load generator's argv (validated flags only; the values are numbers or a checked spec). */
-export function loadtestArgs({ wsInternalIp, target, hold, ramp, channels, outDir }) {
+export function loadtestArgs({ wsInternalIp, target, hold, ramp, channels, outDir, sourceIps }) {
   const args = ['--url', `ws://${wsInternalIp}:${WS_PORT}/ws`, '--target', String(target), '--hold', String(hold)];
   if (ramp !== undefined) args.push('--ramp', String(ramp));
   if (channels !== undefined) args.push('--channels', channels);
+  if (sourceIps) args.push('--source-ips', sourceIps);
   args.push('--out', outDir, '--json');
   return args;
 }
@@ -92,11 +98,34 @@ export function settleFetchedReports(staging, reportsDir) {
   return moved;
 }
 
-export async function capacityTest(gcp, { target, hold, ramp, channels, reportsDir, now = new Date(), log = (s) => process.stdout.write(`${s}\n`) }) {
-  const out = await readOutputs(gcp, ['ws_internal_ip', 'loadtest_instance', 'zone', 'project']);
+const NEEDED = ['ws_internal_ip', 'loadtest_instance', 'zone', 'project'];
+
+/** The load-test VM's outputs; when it is not deployed, deploy it and ship it the current release. */
+export async function ensureLoadtestVm(gcp, { now = new Date(), log }) {
+  try {
+    return { out: await readOutputs(gcp, NEEDED), broughtUp: false };
+  } catch (e) {
+    if (!(e instanceof OpsError) || !/loadtest_instance is missing/.test(e.message)) throw e;
+  }
+  log('== the load-test VM is not deployed: bringing it up (cdktf deploy loadtest)');
+  const version = releaseVersion({ ...gitState(gcp.root), date: now });
+  await gcp.run(process.execPath, [path.join(gcp.root, 'scripts', 'build.mjs'), 'loadtest'], { display: 'node scripts/build.mjs loadtest', stream: true });
+  await gcp.cdktf(['deploy', 'loadtest', '--auto-approve'], { stream: true });
+  const out = await readOutputs(gcp, NEEDED);
+  const vm = { instance: out.loadtest_instance, zone: out.zone, project: out.project };
+  if (!gcp.dryRun) assembleRelease({ root: gcp.root, version, now, bundles: ['loadtest'] });
+  await gcp.ssh(vm, convergeScript(), { retries: 9, stream: true });
+  await gcp.scp(vm, [path.join('dist', 'releases', version)], `${out.loadtest_instance}:/tmp/`, { retries: 9 });
+  await gcp.ssh(vm, installScript({ version, service: null }), { retries: 9 });
+  return { out, broughtUp: true };
+}
+
+export async function capacityTest(gcp, deployment, { target, hold, ramp, channels, reportsDir, teardown = false, now = new Date(), log = (s) => process.stdout.write(`${s}\n`) }) {
+  const { out } = await ensureLoadtestVm(gcp, { now, log });
   const vm = { instance: out.loadtest_instance, zone: out.zone, project: out.project };
   const run = runId(now);
-  const args = loadtestArgs({ wsInternalIp: out.ws_internal_ip, target, hold, ramp, channels, outDir: `${REMOTE_RUNS}/${run}` });
+  const sourceIps = cidrToRange(deployment.config.loadtest.sourceCidr) ?? undefined;
+  const args = loadtestArgs({ wsInternalIp: out.ws_internal_ip, target, hold, ramp, channels, outDir: `${REMOTE_RUNS}/${run}`, sourceIps });
   log(`== load test ${run}: ${target} connections to ws://${out.ws_internal_ip}:${WS_PORT}/ws, hold ${hold} s`);
   // Never retried: a second attempt would start a second load test.
   const res = await gcp.ssh(vm, remoteRunScript({ run, args }), { stream: true, allowFail: true, retries: 0 });
@@ -111,6 +140,10 @@ export async function capacityTest(gcp, { target, hold, ramp, channels, reportsD
   for (const dir of local) log(`report: ${path.join(dir, 'report.html')}`);
   if (fetched.exitCode !== 0) log(`could not fetch the report (exit ${fetched.exitCode}): ${fetched.stderr.trim().split('\n').pop()}`);
 
+  if (teardown) {
+    log('== --teardown: destroying the load-test VM (the report is here)');
+    await gcp.cdktf(['destroy', 'loadtest', '--auto-approve'], { stream: true });
+  }
   if (gcp.dryRun) return { exitCode: 0, result: null, reports: [] };
   if (!result) log(`no result JSON in the load generator's output (exit ${res.exitCode}); see gcp:load-test:logs`);
   return { exitCode: res.exitCode !== 0 ? res.exitCode : fetched.exitCode !== 0 || !result ? 1 : 0, result, reports: local };
@@ -123,6 +156,7 @@ export async function main(argv, { env = process.env } = {}) {
     ramp: { type: 'string' },
     channels: { type: 'string' },
     out: { type: 'string', default: 'reports' },
+    teardown: { type: 'boolean', default: false },
   }, { usage: USAGE });
   if (values.help) {
     console.log(USAGE);
@@ -134,8 +168,9 @@ export async function main(argv, { env = process.env } = {}) {
   if (values.channels !== undefined && !/^[\w:*,-]{1,200}$/.test(values.channels)) {
     throw new UsageError(`--channels=${JSON.stringify(values.channels)}: a comma list of channels, random:K or none`);
   }
+  const deployment = await resolveDeployment(env);
   const gcp = createGcp({ dryRun: values['dry-run'], env });
-  const { exitCode } = await capacityTest(gcp, { target, hold, ramp, channels: values.channels, reportsDir: path.resolve(gcp.root, values.out) });
+  const { exitCode } = await capacityTest(gcp, deployment, { target, hold, ramp, channels: values.channels, teardown: values.teardown, reportsDir: path.resolve(gcp.root, values.out) });
   return exitCode;
 }
 

@@ -26,16 +26,16 @@ export function gitState(root) {
 }
 
 /** Copies dist/<bundle>.mjs (+ .map) into dist/releases/<version>/ and writes release.json. */
-export function assembleRelease({ root, version, now = new Date() }) {
+export function assembleRelease({ root, version, now = new Date(), bundles = BUNDLES }) {
   const dist = path.join(root, 'dist');
   const dir = path.join(dist, 'releases', version);
-  const missing = BUNDLES.filter((b) => !fs.existsSync(path.join(dist, `${b}.mjs`)));
+  const missing = bundles.filter((b) => !fs.existsSync(path.join(dist, `${b}.mjs`)));
   if (missing.length) {
     throw new OpsError(`the build produced no ${missing.map((b) => `dist/${b}.mjs`).join(', ')} (see scripts/build.mjs for the entry points)`);
   }
   fs.mkdirSync(dir, { recursive: true });
   const files = {};
-  for (const b of BUNDLES) {
+  for (const b of bundles) {
     for (const name of [`${b}.mjs`, `${b}.mjs.map`]) {
       const src = path.join(dist, name);
       if (!fs.existsSync(src)) continue;
@@ -46,6 +46,54 @@ export function assembleRelease({ root, version, now = new Date() }) {
   const manifest = { version, built_at: now.toISOString(), files };
   fs.writeFileSync(path.join(dir, 'release.json'), `${JSON.stringify(manifest, null, 2)}\n`);
   return { dir, manifest };
+}
+
+/**
+ * Waits, bounded, for a unit to be active: `activating` (starting, or between auto-restarts) is
+ * waited out; anything else after the wait fails with the unit's last log lines.
+ */
+export function waitActive(service, waitS = 60) {
+  const tries = Math.max(1, Math.ceil(waitS / 2));
+  return [
+    `state=unknown; for i in $(seq 1 ${tries}); do state=$(systemctl is-active ${service} || true); [ "$state" = active ] && break; [ "$state" = activating ] || [ "$i" -lt 3 ] || break; sleep 2; done`,
+    `if [ "$state" != active ]; then echo "${service} is $state" >&2; sudo journalctl -u ${service} -n 20 --no-pager >&2 || true; exit 1; fi`,
+    `echo "${service} $state"`,
+  ].join('\n');
+}
+
+export const APPLIED_MARK = '/var/lib/odin/startup-applied.sha256';
+const METADATA_SCRIPT = 'http://metadata.google.internal/computeMetadata/v1/instance/attributes/startup-script';
+
+/**
+ * Shell run on a VM before a restart: if its startup-script metadata differs from the script it
+ * last applied (the script records its own hash when it finishes), re-run it so changed env,
+ * units, sysctls and config files are in place. The boot-time run is waited out first: two runs
+ * at once would fight over apt and the files. `service` (the one the release step restarts) is
+ * left for that restart, so a deploy that changes its config restarts it once, not twice.
+ */
+export const DEFERRED_RESTARTS = '/run/odin/deferred-restarts';
+
+export function convergeScript({ waitBootS = 600, service = null } = {}) {
+  const tries = Math.max(1, Math.ceil(waitBootS / 5));
+  return [
+    'set -eu',
+    `for i in $(seq 1 ${tries}); do [ "$(systemctl is-active google-startup-scripts.service || true)" = activating ] || break; sleep 5; done`,
+    // The service the release step restarts anyway: one restart, on the new release and config.
+    ...(service ? [`sudo install -d -m 0755 /run/odin && echo ${service}.service | sudo tee ${DEFERRED_RESTARTS} >/dev/null`] : []),
+    `want=$(curl -fsS -m 10 -H 'Metadata-Flavor: Google' ${METADATA_SCRIPT} | sha256sum | cut -d' ' -f1)`,
+    `have=$(cat ${APPLIED_MARK} 2>/dev/null || true)`,
+    'if [ "$want" = "$have" ]; then echo "converge: config up to date"; exit 0; fi',
+    'echo "converge: the startup script changed: re-running it"',
+    'sudo google_metadata_script_runner startup',
+    `have=$(cat ${APPLIED_MARK} 2>/dev/null || true)`,
+    'if [ "$want" != "$have" ]; then echo "converge: the startup script did not finish: sudo journalctl -u google-startup-scripts -n 50" >&2; exit 1; fi',
+    'echo "converge: config applied"',
+  ].join('\n');
+}
+
+/** The detailed /health, fetched on the WS VM from loopback (the only address always in WS_METRICS_ALLOW). */
+export function healthProbeScript(port = 3004) {
+  return `curl -sS -m 5 -w '\\n@@http %{http_code}\\n' http://127.0.0.1:${port}/health`;
 }
 
 /**
@@ -72,7 +120,8 @@ export function installScript({ version, service, keep = 3, waitUnitS = 300 }) {
     lines.push(
       `for i in $(seq 1 ${tries}); do systemctl cat ${service} >/dev/null 2>&1 && break; sleep 5; done`,
       `sudo systemctl restart ${service}`,
-      `systemctl is-active ${service}`,
+      `sudo rm -f ${DEFERRED_RESTARTS}`,
+      waitActive(service),
     );
   }
   lines.push(`ls -1dt ${REMOTE_BASE}/releases/*/ | tail -n +${keep + 1} | xargs -r sudo rm -rf`);

@@ -1,29 +1,30 @@
 #!/bin/bash
 # Backend VM: Redpanda (single node), Redpanda Console, Prometheus, Grafana and the publisher.
+# Config and units first, then packages (pinned), then (re)start what changed, then the agent.
 set -euo pipefail
 
-install_base
 ensure_odin_layout
 apply_sysctl /etc/sysctl.d/90-odin-backend.conf
+place /etc/odin/publisher.env || true
+place /etc/systemd/system/odin-publisher.service || true
+place /etc/systemd/system/grafana-server.service.d/odin.conf || true
+place /var/lib/odin/dashboards/odin-ws.json || true
+systemctl daemon-reload
+
+install_base
 install_node
-install_ops_agent
 
 # --- Redpanda: Kafka API on :9092, advertised on this VM's internal IP -------------------
-if ! dpkg-query -W -f='${Status}' redpanda 2>/dev/null | grep -q 'install ok installed'; then
+# (linux.pkg.redpanda.com: the old dl.redpanda.com repository shut down on 2026-09-28.)
+if ! apt-cache show redpanda >/dev/null 2>&1; then
   retry curl -fsSL https://linux.pkg.redpanda.com/setup-redpanda.deb.sh -o /tmp/setup-redpanda.deb.sh
-  bash /tmp/setup-redpanda.deb.sh
-  ODIN_APT_UPDATED=0
+  retry bash /tmp/setup-redpanda.deb.sh
+  apt_update
 fi
-apt_install redpanda redpanda-console
-redpanda_changed=0
-place /etc/redpanda/redpanda.yaml redpanda:redpanda && redpanda_changed=1
-place /etc/default/redpanda && redpanda_changed=1
-systemctl enable redpanda >/dev/null
-if ((redpanda_changed == 1)) && systemctl is-active --quiet redpanda; then
-  systemctl restart redpanda
-else
-  systemctl start redpanda
-fi
+apt_install "redpanda=${ODIN_PIN_REDPANDA}" "redpanda-console=${ODIN_PIN_REDPANDA_CONSOLE}"
+place /etc/redpanda/redpanda.yaml redpanda:redpanda || true
+place /etc/default/redpanda || true
+start_service redpanda /etc/redpanda/redpanda.yaml /etc/default/redpanda
 # Topics are created here, not auto-created: a typo in a client must not make a new topic.
 # If the broker does not come up, carry on so Prometheus and Grafana are there to diagnose it.
 if wait_for "redpanda" 90 rpk cluster info -X brokers=127.0.0.1:9092; then
@@ -35,40 +36,54 @@ if wait_for "redpanda" 90 rpk cluster info -X brokers=127.0.0.1:9092; then
   done
 fi
 
-# --- Redpanda Console on :8080 --------------------------------------------------------------
-place /etc/redpanda/redpanda-console-config.yaml && systemctl restart redpanda-console || true
-systemctl enable --now redpanda-console >/dev/null
+# --- Redpanda Console on :8080 (IAP only) ----------------------------------------------------
+place /etc/redpanda/redpanda-console-config.yaml || true
+start_service redpanda-console /etc/redpanda/redpanda-console-config.yaml
 
 # --- Prometheus on :9090, scraping the WS VM and the publisher -------------------------------
-apt_install prometheus
-if place /etc/prometheus/prometheus.yml; then
-  systemctl restart prometheus
-fi
-systemctl enable --now prometheus >/dev/null
+apt_install "prometheus=${ODIN_PIN_PROMETHEUS}"
+place /etc/prometheus/prometheus.yml || true
+start_service prometheus /etc/prometheus/prometheus.yml
 
-# --- Grafana on :3010 with a provisioned datasource and the odin-ws dashboard ----------------
+# --- Grafana on :3010 (IAP only) with a provisioned datasource and the odin-ws dashboard -----
 apt_repo grafana https://apt.grafana.com/gpg.key "https://apt.grafana.com stable main"
-apt_install grafana
-if [[ ! -s /etc/odin/grafana-admin-password ]]; then
-  # A random admin password per VM instead of Grafana's admin/admin; read it over IAP SSH.
-  umask 027
-  head -c 24 /dev/urandom | base64 | tr -d '/+=' >/etc/odin/grafana-admin-password
-  umask 022
-  chgrp grafana /etc/odin/grafana-admin-password
+apt_install "grafana=${ODIN_PIN_GRAFANA}"
+place /etc/grafana/provisioning/datasources/odin.yaml root:grafana || true
+place /etc/grafana/provisioning/dashboards/odin.yaml root:grafana || true
+chgrp grafana /var/lib/odin/dashboards/odin-ws.json
+# The admin password: the newest enabled version of the Secret Manager secret; without one, a
+# random password made here once (read it over IAP SSH). Grafana reads the file through
+# $__file{} in the drop-in (Grafana expands it itself; the Debian unit has no *_FILE support).
+pw=/etc/odin/grafana-admin-password
+pw_rc=0
+fetch_secret "$ODIN_GRAFANA_SECRET_NAME" "$pw" 1 root:grafana 0440 || pw_rc=$?
+if ((pw_rc == 2)); then
+  if [[ ! -s $pw ]]; then
+    (umask 027 && head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$pw")
+    chgrp grafana "$pw"
+  fi
+  log "grafana: no version in Secret Manager $ODIN_GRAFANA_SECRET_NAME; using this VM's generated password in $pw"
+elif ((pw_rc != 0)); then
+  log "grafana: secret $ODIN_GRAFANA_SECRET_NAME could not be read (exit $pw_rc); the password stays as it was"
 fi
-grafana_changed=0
-place /etc/grafana/provisioning/datasources/odin.yaml root:grafana && grafana_changed=1
-place /etc/grafana/provisioning/dashboards/odin.yaml root:grafana && grafana_changed=1
-place /var/lib/odin/dashboards/odin-ws.json root:grafana && grafana_changed=1
-place /etc/systemd/system/grafana-server.service.d/odin.conf && grafana_changed=1
-systemctl daemon-reload
-systemctl enable grafana-server >/dev/null
-if ((grafana_changed == 1)) && systemctl is-active --quiet grafana-server; then
-  systemctl restart grafana-server
-else
-  systemctl start grafana-server
+start_service grafana-server /etc/grafana/provisioning/datasources/odin.yaml /etc/grafana/provisioning/dashboards/odin.yaml \
+  /var/lib/odin/dashboards/odin-ws.json /etc/systemd/system/grafana-server.service.d/odin.conf "$pw"
+# admin_password only applies when Grafana creates its database: an existing admin gets the
+# current password through the CLI whenever the file differs from what was applied last.
+applied=/var/lib/odin/grafana-password-applied.sha256
+if [[ -s $pw ]] && [[ "$(sha256sum <"$pw")" != "$(cat "$applied" 2>/dev/null)" ]] &&
+  wait_for grafana 60 curl -fsS -m 3 http://127.0.0.1:3010/api/health; then
+  if runuser -u grafana -- grafana-cli --homepath /usr/share/grafana --config /etc/grafana/grafana.ini \
+    admin reset-admin-password --password-from-stdin <"$pw" >/dev/null; then
+    sha256sum <"$pw" >"$applied"
+    log "grafana admin password applied"
+  else
+    log "grafana admin password NOT applied (grafana-cli failed)"
+  fi
 fi
 
 # --- The publisher (bundle arrives with deploy) -----------------------------------------------
-converge_service odin-publisher.service /etc/odin/publisher.env /etc/systemd/system/odin-publisher.service
+start_service odin-publisher.service /etc/odin/publisher.env /etc/systemd/system/odin-publisher.service
+mark_applied
 log "backend VM ready (kafka ${ODIN_BACKEND_INTERNAL_IP}:9092, grafana :3010, console :8080)"
+install_ops_agent

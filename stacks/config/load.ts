@@ -1,5 +1,8 @@
 // Reads the per-environment config file once, applies env overrides, validates, freezes.
-// Only the app entry (stacks/main.ts) and scripts/cost.mjs call this; stacks get typed props.
+// The one resolution of project, region, zone, state bucket and environment: the app entry
+// (stacks/main.ts, so `cdktf deploy` itself), scripts/cost.mjs and every ops script (through
+// scripts/ops/settings.mjs) call this with the same env; stacks get typed props. There is no
+// placeholder project: without GCP_PROJECT or "project" in the file, nothing synthesizes.
 import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,7 +16,6 @@ export const ENV_OVERRIDES = {
   GCP_PROJECT: ['project'],
   GCP_REGION: ['region'],
   GCP_ZONE: ['zone'],
-  OPERATOR_CIDR: ['operatorCidr'],
   WS_SHARDS: ['ws', 'shards'],
   TF_STATE_BUCKET: ['stateBucket'],
 } as const satisfies Record<string, readonly string[]>;

@@ -41,6 +41,8 @@ const backend = z.strictObject({
 });
 
 const loadtest = z.strictObject({
+  /** Off by default: `gcp:load-test:capacity` brings the VM up when it runs and --teardown removes it. */
+  enabled: z.boolean('must be true or false').default(false),
   machineType: machineType.default('e2-standard-8'),
   diskGb: diskGb.default(20),
   /** Alias IP range on the load-test VM's NIC: extra source addresses for outgoing connections. */
@@ -59,7 +61,12 @@ export const StackConfigSchema = z
   .strictObject({
     env: z.string().regex(/^[a-z](?:[a-z0-9-]{0,14}[a-z0-9])?$/, 'must be 1-16 lowercase letters, digits or hyphens'),
     project: z
-      .string({ error: (issue) => (issue.input === undefined ? 'is required: the GCP project id to deploy into' : 'must be a string') })
+      .string({
+        error: (issue) =>
+          issue.input === undefined
+            ? 'is required: the GCP project id to deploy into (set GCP_PROJECT, or "project" in this file)'
+            : 'must be a string',
+      })
       .regex(/^[a-z][a-z0-9-]{4,28}[a-z0-9]$/, 'must be a GCP project id (6-30 lowercase letters, digits, hyphens; starts with a letter)'),
     region: z.string().regex(/^[a-z]+-[a-z]+\d+$/, 'must be a GCP region such as us-central1').default('us-central1'),
     zone: z.string().regex(/^[a-z]+-[a-z]+\d+-[a-z]$/, 'must be a GCP zone such as us-central1-a').default('us-central1-a'),
@@ -69,11 +76,6 @@ export const StackConfigSchema = z
       if (c.prefix < 16 || c.prefix > 26) return `${c.text}: prefix must be /16 to /26 so the fixed VM addresses fit`;
       return null;
     }).default('10.10.0.0/24'),
-    operatorCidr: cidr((c) =>
-      c.prefix < 8
-        ? `${c.text} would open Grafana and the Redpanda Console to a huge range; give your own address, e.g. 203.0.113.7/32`
-        : null,
-    ),
     stateBucket: z
       .string()
       .regex(/^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$/, 'must be a GCS bucket name (no gs:// prefix)')

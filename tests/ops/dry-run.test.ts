@@ -8,13 +8,18 @@ const CASES: Array<{ script: string; args: string[]; expect: RegExp[] }> = [
   {
     script: 'scripts/ops/deploy.mjs',
     args: [],
-    expect: [/^\[dry-run\] gcloud auth list/m, /^\[dry-run\] node scripts\/build\.mjs$/m, /^\[dry-run\] cdktf deploy '\*' --auto-approve$/m, /^\[dry-run\] gcloud compute scp .*'<ws_instance>:\/tmp\/'$/m, /systemctl restart odin-ws/, /^\[dry-run\] poll <health_url>/m],
+    // Every step of a first deploy, in order: preflight, bootstrap, infra, converge, release, health.
+    expect: [
+      /^== preflight[^]*^\[dry-run\] gcloud auth list[^]*^\[dry-run\] gcloud projects get-iam-policy odin-test[^]*^== build\n\[dry-run\] node scripts\/build\.mjs$[^]*^== bootstrap[^]*^\[dry-run\] cdktf deploy bootstrap --auto-approve$[^]*^== infrastructure[^]*^\[dry-run\] cdktf deploy network backend ws --auto-approve$[^]*^== converge ws[^]*google_metadata_script_runner startup[^]*^== release ws[^]*'<ws_instance>:\/tmp\/'$[^]*systemctl restart odin-ws[^]*^== health[^]*127\.0\.0\.1:3004\/health[^]*^\[dry-run\] poll until healthy on [\w-]+ .*then GET <health_url>$/m,
+    ],
   },
   { script: 'scripts/ops/health-all.mjs', args: [], expect: [/^\[dry-run\] cdktf output/m, /^\[dry-run\] gcloud compute ssh '<backend_instance>'/m, /^\[dry-run\] GET <health_url>$/m] },
   { script: 'scripts/ops/logs.mjs', args: ['publisher'], expect: [/^\[dry-run\] gcloud compute ssh '<backend_instance>'.*journalctl.*-u odin-publisher/m] },
-  { script: 'scripts/ops/load-test-capacity.mjs', args: [], expect: [/loadtest\.mjs --url .*ws:\/\/<ws_internal_ip>:3004\/ws.* --target 12000 --hold 60 --out /, /^\[dry-run\] gcloud compute scp --recurse/m] },
+  { script: 'scripts/ops/load-test-capacity.mjs', args: ['--teardown'], expect: [/loadtest\.mjs --url .*ws:\/\/<ws_internal_ip>:3004\/ws.* --target 12000 --hold 60 --source-ips 10\.10\.0\.64-10\.10\.0\.79 --out /, /^\[dry-run\] gcloud compute scp --recurse/m, /^\[dry-run\] cdktf destroy loadtest --auto-approve$/m] },
   { script: 'scripts/ops/load-test-logs.mjs', args: [], expect: [/^\[dry-run\] gcloud compute ssh '<loadtest_instance>'/m] },
-  { script: 'scripts/ops/delete.mjs', args: [], expect: [/^\[dry-run\] cdktf list$/m, /^\[dry-run\] cdktf destroy '\*' --auto-approve$/m] },
+  { script: 'scripts/ops/delete.mjs', args: [], expect: [/^\[dry-run\] cdktf list$/m, /^\[dry-run\] gcloud compute instances update odin-dev-ws --no-deletion-protection/m, /^\[dry-run\] cdktf destroy loadtest ws backend network --auto-approve$/m] },
+  { script: 'scripts/ops/power.mjs', args: ['stop'], expect: [/^\[dry-run\] gcloud compute instances stop odin-dev-ws odin-dev-backend odin-dev-loadtest --zone us-central1-a --project odin-test$/m] },
+  { script: 'scripts/ops/tunnel.mjs', args: ['grafana'], expect: [/^\[dry-run\] gcloud compute start-iap-tunnel odin-dev-backend 3010 --local-host-port=localhost:3010/m] },
   { script: 'scripts/ops/diff.mjs', args: [], expect: [/^\[dry-run\] cdktf list$/m, /^\[dry-run\] cdktf diff/m] },
   { script: 'scripts/local.mjs', args: ['up'], expect: [/^\[dry-run\] npm run --silent kafka:up$/m, /^\[dry-run\] .*node dist\/server\.mjs --lb-addr 127\.0\.0\.1:3004/m] },
 ];

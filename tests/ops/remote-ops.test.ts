@@ -1,8 +1,16 @@
 // gcp:logs, gcp:load-test:capacity and gcp:load-test:logs against fake gcloud/cdktf.
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { createFakes, runScript, stackOutputs, type Fakes, type Rule } from './support/fakes.js';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { ROOT, createFakes, runScript, stackOutputs, type Fakes, type Rule } from './support/fakes.js';
+
+// Releases a brought-up load-test VM was shipped (dist/ is build output; keep anyone else's).
+const RELEASES = path.join(ROOT, 'dist', 'releases');
+const listReleases = () => (fs.existsSync(RELEASES) ? fs.readdirSync(RELEASES) : []);
+const releasesBefore = listReleases();
+afterAll(() => {
+  for (const v of listReleases().filter((r) => !releasesBefore.includes(r))) fs.rmSync(path.join(RELEASES, v), { recursive: true, force: true });
+});
 
 const OUTPUTS: Rule = { tool: 'cdktf', match: '^output', outputs: stackOutputs() };
 const commandOf = (argv: string[]) => argv[argv.indexOf('--command') + 1];
@@ -58,7 +66,7 @@ describe('gcp:load-test:capacity', () => {
     expect(r.stdout).toContain('loadtest completed: target 300 reached');
     const [ssh, scp] = fakes.calls().filter((c) => c.tool === 'gcloud');
     const cmd = commandOf(ssh.argv);
-    expect(cmd).toContain('node /opt/odin/current/loadtest.mjs --url ws://10.10.0.2:3004/ws --target 300 --hold 5 --out ');
+    expect(cmd).toContain('node /opt/odin/current/loadtest.mjs --url ws://10.10.0.2:3004/ws --target 300 --hold 5 --source-ips 10.10.0.64-10.10.0.79 --out ');
     expect(cmd).toContain(' --json ');
     // The same run directory is fetched that the load generator wrote to.
     const runDir = /--out (\/var\/tmp\/odin-loadtest\/\d{8}T\d{6}Z) /.exec(cmd)![1];
@@ -69,6 +77,34 @@ describe('gcp:load-test:capacity', () => {
     expect(fs.readFileSync(path.join(report, 'run.log'), 'utf8')).toBe('ramping 300\n');
     expect(fs.readdirSync(out)).toEqual(['20261128T080000Z']);
     expect(r.stdout).toContain(`report: ${path.join(report, 'report.html')}`);
+    // It was deployed: not brought up, not torn down.
+    expect(fakes.calls().some((c) => c.tool === 'cdktf' && c.argv[0] !== 'output')).toBe(false);
+  });
+
+  it('brings the load-test VM up when it is not deployed, and --teardown destroys it after the report is fetched', async () => {
+    const noLoadtest = { ...stackOutputs(), loadtest: {} };
+    fakes = createFakes({
+      rules: [
+        { tool: 'cdktf', match: '^output', outputs: noLoadtest, times: 1 },
+        OUTPUTS,
+        { tool: 'cdktf', match: '^(deploy|destroy) loadtest', stdout: 'ok\n' },
+        { tool: 'gcloud', match: '^compute ssh odin-loadtest [\\s\\S]*loadtest\\.mjs --url', stdout: `${JSON.stringify(result)}\n` },
+        { tool: 'gcloud', match: '^compute scp .*odin-loadtest:/var/tmp/odin-loadtest/', files: fetched },
+        { tool: 'gcloud', match: '^compute (ssh|scp)', stdout: 'ok\n' },
+      ],
+    });
+    const out = path.join(fakes.dir, 'reports');
+    const r = await runScript('scripts/ops/load-test-capacity.mjs', ['--target', '300', '--hold', '5', '--out', out, '--teardown'], fakes.env);
+    expect(r.code, r.stderr).toBe(0);
+    const s = fakes.calls().map((c) => `${c.tool} ${c.argv.slice(0, 3).join(' ')}`);
+    const at = (re: RegExp) => s.findIndex((c) => re.test(c));
+    expect(at(/^cdktf deploy loadtest/)).toBeGreaterThan(-1);
+    // Up, then converge and the release shipped to it, then the run, the fetch, the teardown.
+    expect(at(/^cdktf deploy loadtest/)).toBeLessThan(at(/^gcloud compute scp --recurse/));
+    const run = fakes.calls().findIndex((c) => c.tool === 'gcloud' && c.argv.join(' ').includes('loadtest.mjs --url'));
+    expect(run).toBeGreaterThan(at(/^gcloud compute scp --recurse/));
+    expect(at(/^cdktf destroy loadtest/)).toBe(s.length - 1);
+    expect(fs.readdirSync(out)).toEqual(['20261128T080000Z']);
   });
 
   it('exits with the load generator\'s failure, still fetching what it left', async () => {

@@ -12,6 +12,7 @@ const taskNames = Object.keys(taskfile.tasks).sort();
 
 const ISSUE_TASKS = [
   'gcp:deploy', 'gcp:health:all', 'gcp:logs', 'gcp:load-test:capacity', 'gcp:load-test:logs', 'gcp:delete', 'gcp:cost',
+  'gcp:stop', 'gcp:start', 'gcp:grafana', 'gcp:console',
   'infra:synth', 'infra:diff', 'infra:hcl', 'local:up', 'local:down', 'local:health', 'local:load-test:capacity', 'test', 'bench',
 ];
 

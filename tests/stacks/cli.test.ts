@@ -30,10 +30,10 @@ function run(cmd: string, args: string[], env: Record<string, string> = {}, time
   });
 }
 
-const clean = { GCP_PROJECT: '', GCP_REGION: '', GCP_ZONE: '', OPERATOR_CIDR: '', WS_SHARDS: '', TF_STATE_BUCKET: '' };
+const clean = { GCP_PROJECT: 'odin-ws-cli', GCP_REGION: '', GCP_ZONE: '', WS_SHARDS: '', TF_STATE_BUCKET: '' };
 
 describe('cdktf synth through cdktf.json', () => {
-  it('synthesizes all four stacks with the contract outputs, offline', async () => {
+  it('synthesizes every stack with the contract outputs, offline, with no path of this machine in it', async () => {
     const outdir = path.join(work, 'json');
     const r = await run(cdktf, ['synth', '--output', outdir], clean);
     expect(r.code, r.out).toBe(0);
@@ -42,13 +42,15 @@ describe('cdktf synth through cdktf.json', () => {
       const file = path.join(outdir, 'stacks', name, 'cdk.tf.json');
       expect(existsSync(file), `${file} missing`).toBe(true);
       const json = JSON.parse(readFileSync(file, 'utf8'));
-      expect(json.provider.google[0].project).toBe('odin-ws-dev');
-      outputs.push(...Object.keys(json.output));
+      expect(json.provider.google[0].project).toBe('odin-ws-cli');
+      expect(readFileSync(file, 'utf8')).not.toContain(root);
+      outputs.push(...Object.keys(json.output ?? {}));
     }
     expect(outputs.sort()).toEqual([...OUTPUT_NAMES].sort());
     const manifest = JSON.parse(readFileSync(path.join(outdir, 'manifest.json'), 'utf8'));
     expect(Object.keys(manifest.stacks).sort()).toEqual([...STACK_NAMES].sort());
     expect(manifest.stacks.ws.dependencies.sort()).toEqual(['backend', 'network']);
+    expect(manifest.stacks.network.dependencies).toEqual(['bootstrap']);
   });
 
   it('exports HCL into a nested output directory (the way off CDKTF)', async () => {
@@ -58,14 +60,21 @@ describe('cdktf synth through cdktf.json', () => {
     const hcl = readFileSync(path.join(outdir, 'stacks', 'ws', 'cdk.tf'), 'utf8');
     expect(hcl).toMatch(/resource "google_compute_instance"/);
     expect(hcl).toContain('WS_SHARDS=4');
-    expect(hcl).toMatch(/output "ws_url"/);
+    expect(hcl).toMatch(/output "ws_instance"/);
+    expect(readFileSync(path.join(outdir, 'stacks', 'bootstrap', 'cdk.tf'), 'utf8')).toMatch(/output "ws_url"/);
   });
 
   it('fails with the field named when the config is invalid', async () => {
-    const r = await run(process.execPath, ['--import', 'tsx', 'stacks/main.ts'], { ...clean, OPERATOR_CIDR: '10.1.2.3/40', GCP_PROJECT: 'X' });
+    const r = await run(process.execPath, ['--import', 'tsx', 'stacks/main.ts'], { ...clean, GCP_ZONE: 'mars-1', GCP_PROJECT: 'X' });
     expect(r.code).toBe(1);
-    expect(r.out).toContain('operatorCidr (from OPERATOR_CIDR="10.1.2.3/40")');
+    expect(r.out).toContain('zone (from GCP_ZONE="mars-1")');
     expect(r.out).toContain('project (from GCP_PROJECT="X")');
+  });
+
+  it('refuses to synthesize without a project: no placeholder ever reaches a plan', async () => {
+    const r = await run(process.execPath, ['--import', 'tsx', 'stacks/main.ts'], { ...clean, GCP_PROJECT: '' });
+    expect(r.code).toBe(1);
+    expect(r.out).toContain('project: is required: the GCP project id to deploy into (set GCP_PROJECT');
     expect(r.out).not.toMatch(/at .*\.ts:\d+/); // a message, not a stack trace
   });
 });

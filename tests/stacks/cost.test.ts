@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { estimateMonthlyCost, formatEstimate, loadPrices, PRICE_FILE } from '../../scripts/cost.mjs';
+import { estimateMonthlyCost, formatEstimate, loadPrices, PRICE_FILE, stoppedMonthlyCost } from '../../scripts/cost.mjs';
 import { makeConfig } from './helpers.js';
 
 const root = path.resolve(import.meta.dirname, '../..');
@@ -25,7 +25,7 @@ describe('price table', () => {
 });
 
 describe('estimateMonthlyCost', () => {
-  const config = makeConfig({ ws: { diskGb: 40 } });
+  const config = makeConfig({ ws: { diskGb: 40 }, loadtest: { enabled: true } });
   const estimate = estimateMonthlyCost(config, prices);
   const vm = (role: string) => {
     const found = estimate.vms.find((v) => v.role === role);
@@ -48,11 +48,31 @@ describe('estimateMonthlyCost', () => {
     expect(vm('loadtest').items.compute).toBeCloseTo((8 * prices.e2VcpuHour + 32 * prices.e2MemoryGbHour) * h, 2);
   });
 
-  it('totals the VMs and dates the result', () => {
+  it('totals the VMs and the egress, and dates the result', () => {
     const sum = estimate.vms.reduce((s: number, v: { monthly: number }) => s + v.monthly, 0);
-    expect(estimate.monthly).toBeCloseTo(sum, 2);
+    expect(estimate.monthly).toBeCloseTo(sum + estimate.egress.monthly, 2);
     expect(estimate.priceDate).toBe(prices.date);
     expect(estimate.vms.map((v: { role: string }) => v.role)).toEqual(['ws', 'backend', 'loadtest']);
+  });
+
+  it('prices the fan-out egress from connections and bytes per second (defaults: the 12,000 target, 1,000 B/s)', () => {
+    expect(estimate.egress).toMatchObject({ connections: 12_000, bytesPerSecond: 1_000, gbPerHour: 43.2 });
+    expect(estimate.egress.monthly).toBeCloseTo(43.2 * prices.internetEgressGb * prices.hoursPerMonth, 2);
+    const custom = estimateMonthlyCost(config, prices, { connections: 1000, bytesPerSecond: 500 }).egress;
+    expect(custom.gbPerHour).toBeCloseTo(1.8, 3);
+    expect(formatEstimate(estimate)).toMatch(new RegExp(`^  egress\\s+12000 conns x 1000 B/s = 43\\.2 GB/h at ${prices.internetEgressGb}/GB`, 'm'));
+    expect(formatEstimate(estimate)).toContain(`All rows are list prices of ${prices.date}`);
+  });
+
+  it('leaves the load-test VM out unless it is enabled', () => {
+    expect(estimateMonthlyCost(makeConfig(), prices).vms.map((v: { role: string }) => v.role)).toEqual(['ws', 'backend']);
+  });
+
+  it('a stopped deployment still pays for disks and the unused static address', () => {
+    const stopped = stoppedMonthlyCost(makeConfig({ ws: { diskGb: 40 } }), prices);
+    expect(stopped.disks).toBeCloseTo((40 + 30) * prices.pdBalancedGbMonth, 2);
+    expect(stopped.staticIp).toBeCloseTo(prices.staticIpUnusedHour * prices.hoursPerMonth, 2);
+    expect(stopped.monthly).toBeCloseTo(stopped.disks + stopped.staticIp, 2);
   });
 
   it('names a machine type the table does not know', () => {
@@ -61,7 +81,7 @@ describe('estimateMonthlyCost', () => {
 
   it('without a config, estimates the config the stacks would use', async () => {
     const fromEnv = await estimateMonthlyCost();
-    expect(fromEnv.vms.map((v: { machineType: string }) => v.machineType)).toEqual(['e2-highcpu-8', 'e2-medium', 'e2-standard-8']);
+    expect(fromEnv.vms.map((v: { machineType: string }) => v.machineType)).toEqual(['e2-highcpu-8', 'e2-medium']);
   });
 
   it('formats a table with every VM and the total', () => {
@@ -74,17 +94,20 @@ describe('estimateMonthlyCost', () => {
 
 describe('npm run cost', () => {
   it('prints the estimate for the dev config, and JSON with --json', async () => {
-    const env = { ...process.env, ODIN_ENV: '', GCP_PROJECT: '', OPERATOR_CIDR: '' };
+    const env = { ...process.env, ODIN_ENV: '', GCP_PROJECT: '', WS_SHARDS: '' };
     const table = await exec(process.execPath, ['scripts/cost.mjs'], { cwd: root, env, timeout: 60_000 });
     expect(table.stdout).toMatch(/^  total\s+\d+\.\d\d/m);
     const json = JSON.parse((await exec(process.execPath, ['scripts/cost.mjs', '--json'], { cwd: root, env, timeout: 60_000 })).stdout);
-    expect(json.vms).toHaveLength(3);
+    expect(json.vms).toHaveLength(2); // loadtest.enabled is false in dev.json
+    const custom = JSON.parse((await exec(process.execPath, ['scripts/cost.mjs', '--json', '--connections', '100', '--bytes-per-second', '10'], { cwd: root, env, timeout: 60_000 })).stdout);
+    expect(custom.egress).toMatchObject({ connections: 100, bytesPerSecond: 10 });
     expect(json.monthly).toBeGreaterThan(0);
   });
 
   it('rejects unknown arguments and invalid config', async () => {
     await expect(exec(process.execPath, ['scripts/cost.mjs', '--yearly'], { cwd: root, timeout: 60_000 })).rejects.toMatchObject({ code: 2 });
-    const bad = exec(process.execPath, ['scripts/cost.mjs'], { cwd: root, env: { ...process.env, OPERATOR_CIDR: 'nope' }, timeout: 60_000 });
-    await expect(bad).rejects.toMatchObject({ code: 1, stderr: expect.stringContaining('operatorCidr') });
+    const bad = exec(process.execPath, ['scripts/cost.mjs'], { cwd: root, env: { ...process.env, WS_SHARDS: 'nope' }, timeout: 60_000 });
+    await expect(bad).rejects.toMatchObject({ code: 1, stderr: expect.stringContaining('ws.shards') });
+    await expect(exec(process.execPath, ['scripts/cost.mjs', '--connections', 'many'], { cwd: root, timeout: 60_000 })).rejects.toMatchObject({ code: 2 });
   });
 });

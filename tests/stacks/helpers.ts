@@ -14,6 +14,7 @@ import { fromTerraformLiteral } from '../../stacks/render.js';
 export type TfJson = {
   terraform: { backend?: Record<string, Record<string, unknown>> };
   resource: Record<string, Record<string, Record<string, any>>>;
+  data?: Record<string, Record<string, Record<string, any>>>;
   output?: Record<string, { value: string }>;
   provider?: Record<string, unknown[]>;
 };
@@ -21,29 +22,31 @@ export type TfJson = {
 export const BASE_CONFIG: StackConfigInput = {
   env: 'test',
   project: 'odin-ws-test',
-  operatorCidr: '198.51.100.0/28',
 };
 
 export function makeConfig(overrides: Partial<StackConfigInput> = {}): StackConfig {
   return StackConfigSchema.parse({ ...BASE_CONFIG, ...overrides });
 }
 
+type Always = Exclude<StackName, 'state'>;
 export interface Synthesized {
   config: StackConfig;
-  stacks: Record<StackName, TfJson>;
-  raw: Record<StackName, string>;
+  stacks: Record<Always, TfJson> & { state?: TfJson };
+  raw: Record<Always, string> & { state?: string };
 }
 
 export function synthAll(overrides: Partial<StackConfigInput> = {}): Synthesized {
   const config = makeConfig(overrides);
-  const built = buildStacks(Testing.app(), config, loadAssets(), '/state');
-  const raw = {
+  const built = buildStacks(Testing.app(), config, loadAssets());
+  const raw: Synthesized['raw'] = {
+    bootstrap: Testing.synth(built.bootstrap),
     network: Testing.synth(built.network),
     backend: Testing.synth(built.backend),
     ws: Testing.synth(built.ws),
     loadtest: Testing.synth(built.loadtest),
+    ...(built.state ? { state: Testing.synth(built.state) } : {}),
   };
-  const stacks = Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, JSON.parse(v)])) as Record<StackName, TfJson>;
+  const stacks = Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, JSON.parse(v)])) as Synthesized['stacks'];
   return { config, stacks, raw };
 }
 

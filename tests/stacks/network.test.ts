@@ -6,7 +6,7 @@ import { resources, synthAll, only } from './helpers.js';
 const PORTS = { ssh: 22, ws: 3004, publisher: 3003, kafka: 9092, prometheus: 9090, grafana: 3010, console: 8080 };
 const IAP_RANGE = '35.235.240.0/20';
 
-const { stacks, raw, config } = synthAll({ operatorCidr: '198.51.100.0/28', subnetCidr: '10.20.0.0/24' });
+const { stacks, raw } = synthAll({ subnetCidr: '10.20.0.0/24' });
 const net = stacks.network;
 const firewalls = resources(net, 'google_compute_firewall');
 
@@ -53,13 +53,17 @@ describe('network stack', () => {
     expect(ssh[0].target_tags.sort()).toEqual(['odin-backend', 'odin-loadtest', 'odin-ws']);
   });
 
-  it('allows Grafana and the console only from the operator CIDR of the config', () => {
+  it('allows Grafana and the console only from the IAP range, on exactly those two ports, to the backend', () => {
     for (const port of [PORTS.grafana, PORTS.console]) {
       const rules = opens(port);
       expect(rules).toHaveLength(1);
-      expect(rules[0].source_ranges).toEqual([config.operatorCidr]);
+      expect(rules[0].source_ranges).toEqual([IAP_RANGE]);
       expect(rules[0].target_tags).toEqual(['odin-backend']);
+      expect(rules[0].allow).toEqual([{ protocol: 'tcp', ports: ['3010', '8080'] }]);
     }
+    // The IAP range reaches nothing else but SSH.
+    const iap = firewalls.filter((r) => r.source_ranges.includes(IAP_RANGE));
+    expect(iap.flatMap(portsOf).sort()).toEqual(['22', '3010', '8080']);
   });
 
   it('allows Kafka, Prometheus, the publisher and in-VPC 3004 only from the subnet', () => {

@@ -20,6 +20,7 @@ const IPS = { backend: '10.30.0.10', ws: '10.30.0.20', loadtest: '10.30.0.30' };
 const MACHINE = { ws: 'e2-highcpu-16', backend: 'e2-medium', loadtest: 'e2-standard-8' };
 const SUBNET_PATH = 'projects/odin-ws-test/regions/us-central1/subnetworks/odin-test-subnet';
 
+const SECRET_OF: Record<string, string | undefined> = { ws: 'odin-test-ws-auth-secret', backend: 'odin-test-grafana-admin-password', loadtest: undefined };
 const refName = (ref: string, type: string) => new RegExp(`^\\$\\{${type}\\.([\\w-]+)\\.\\w+\\}$`).exec(ref)?.[1];
 
 describe.each(ROLES)('%s VM', (role) => {
@@ -41,14 +42,20 @@ describe.each(ROLES)('%s VM', (role) => {
     expect(instance.tags).toEqual([`odin-${role}`]);
   });
 
-  it('runs as its own service account that may only write logs and metrics', () => {
+  it('runs as its own service account that may only write logs and metrics, and read its own secret', () => {
     const saKey = refName(instance.service_account.email, 'google_service_account');
     expect(saKey).toBeDefined();
     expect(stack.resource.google_service_account[saKey!].account_id).toBe(`odin-test-${role}`);
-    expect(instance.service_account.scopes).toEqual([
-      'https://www.googleapis.com/auth/logging.write',
-      'https://www.googleapis.com/auth/monitoring.write',
-    ]);
+    const secret = SECRET_OF[role];
+    // Secret Manager only accepts the cloud-platform scope; IAM still limits the VM to its grants.
+    expect(instance.service_account.scopes).toEqual(
+      secret ? ['https://www.googleapis.com/auth/cloud-platform'] : ['https://www.googleapis.com/auth/logging.write', 'https://www.googleapis.com/auth/monitoring.write'],
+    );
+    const readers = resources(stack, 'google_secret_manager_secret_iam_member');
+    expect(readers.map((r) => [r.secret_id, r.role, r.member])).toEqual(
+      secret ? [[secret, 'roles/secretmanager.secretAccessor', `serviceAccount:\${google_service_account.${saKey}.email}`]] : [],
+    );
+    for (const r of readers) expect(r.project).toBe('odin-ws-test');
     const grants = resources(stack, 'google_project_iam_member');
     expect(grants.map((g) => g.role).sort()).toEqual(['roles/logging.logWriter', 'roles/monitoring.metricWriter']);
     for (const grant of grants) {
@@ -72,17 +79,26 @@ describe.each(ROLES)('%s VM', (role) => {
   });
 });
 
-describe('external addresses', () => {
-  it('only the WS VM has one, and it is a reserved static address', () => {
-    for (const role of ['backend', 'loadtest'] as const) {
-      expect(only(stacks[role], 'google_compute_instance').network_interface[0].access_config).toBeUndefined();
+describe('external addresses and deletion protection', () => {
+  it('only the WS VM has one: the static address reserved in the bootstrap stack, read by name', () => {
+    for (const role of ROLES) {
       expect(resources(stacks[role], 'google_compute_address').every((a) => a.address_type === 'INTERNAL')).toBe(true);
     }
-    const ws = stacks.ws;
-    const external = Object.entries(ws.resource.google_compute_address).find(([, a]) => a.address_type === 'EXTERNAL')!;
-    expect(external[1]).toMatchObject({ name: 'odin-test-ws-external', region: 'us-central1' });
-    const access = only(ws, 'google_compute_instance').network_interface[0].access_config;
-    expect(access).toEqual([{ nat_ip: `\${google_compute_address.${external[0]}.address}`, network_tier: 'PREMIUM' }]);
+    for (const role of ['backend', 'loadtest'] as const) {
+      expect(only(stacks[role], 'google_compute_instance').network_interface[0].access_config).toBeUndefined();
+    }
+    const reserved = only(stacks.bootstrap, 'google_compute_address');
+    expect(reserved).toMatchObject({ name: 'odin-test-ws-external', region: 'us-central1', address_type: 'EXTERNAL' });
+    const [key, data] = Object.entries(stacks.ws.data!.google_compute_address)[0];
+    expect(data).toMatchObject({ name: 'odin-test-ws-external', region: 'us-central1' });
+    const access = only(stacks.ws, 'google_compute_instance').network_interface[0].access_config;
+    expect(access).toEqual([{ nat_ip: `\${data.google_compute_address.${key}.address}`, network_tier: 'PREMIUM' }]);
+  });
+
+  it('the WS VM has deletion protection; the others do not (they are rebuilt freely)', () => {
+    expect(only(stacks.ws, 'google_compute_instance').deletion_protection).toBe(true);
+    expect(only(stacks.backend, 'google_compute_instance').deletion_protection).toBe(false);
+    expect(only(stacks.loadtest, 'google_compute_instance').deletion_protection).toBe(false);
   });
 
   it('the load-test VM carries the configured alias range for extra source addresses', () => {
@@ -130,7 +146,11 @@ describe('startup scripts hold what the VMs need', () => {
   });
 
   it('backend: publisher env and unit, Grafana on 3010 with datasource and dashboard', () => {
-    expect(parseEnvFile(stagedFile(backend, '/etc/odin/publisher.env'))).toMatchObject({ KAFKA_BROKERS: '127.0.0.1:9092', PUBLISHER_PORT: '3003' });
+    expect(parseEnvFile(stagedFile(backend, '/etc/odin/publisher.env'))).toEqual({
+      KAFKA_BROKERS: '127.0.0.1:9092',
+      PUBLISHER_TOPICS: 'feed.trades,feed.prices,feed.news',
+      PUBLISHER_PORT: '3003',
+    });
     expect(stagedFile(backend, '/etc/systemd/system/odin-publisher.service')).toContain('ExecStart=/usr/bin/node /opt/odin/current/publisher.mjs');
     expect(stagedFile(backend, '/etc/systemd/system/grafana-server.service.d/odin.conf')).toContain('GF_SERVER_HTTP_PORT=3010');
     const dashboard = JSON.parse(stagedFile(backend, '/var/lib/odin/dashboards/odin-ws.json'));

@@ -10,6 +10,11 @@ if (!dir) {
   process.stderr.write('fake-cli: FAKE_CLI_DIR is not set\n');
   process.exit(99);
 }
+// Earlier calls, for rules that answer with a value an earlier call carried (e.g. the release
+// version an scp uploaded, which the health probe must then report).
+const earlier = fs.existsSync(path.join(dir, 'calls.jsonl'))
+  ? fs.readFileSync(path.join(dir, 'calls.jsonl'), 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l).argv.join(' '))
+  : [];
 const env = Object.fromEntries(['GCP_PROJECT', 'GOOGLE_CLOUD_PROJECT', 'CHECKPOINT_DISABLE'].map((k) => [k, process.env[k] ?? null]));
 fs.appendFileSync(path.join(dir, 'calls.jsonl'), `${JSON.stringify({ tool, argv, env })}\n`);
 
@@ -33,7 +38,14 @@ if (rule) {
       fs.writeFileSync(path.join(base, rel), content);
     }
   }
-  if (rule.stdout) process.stdout.write(rule.stdout);
+  let stdout = rule.stdout;
+  if (stdout && rule.fromCall) {
+    // {{1}}: group 1 of rule.fromCall in the latest earlier call it matches.
+    const re = new RegExp(rule.fromCall);
+    const m = earlier.map((c) => re.exec(c)).filter(Boolean).pop();
+    stdout = stdout.replaceAll('{{1}}', m ? m[1] : '');
+  }
+  if (stdout) process.stdout.write(stdout);
   if (rule.stderr) process.stderr.write(rule.stderr);
   process.exitCode = rule.exit ?? 0;
 }

@@ -22,6 +22,8 @@ export interface Rule {
   files?: Record<string, string>;
   /** Answer only the first N matching calls, then let later rules answer. */
   times?: number;
+  /** Regex with one group: {{1}} in stdout becomes that group of the latest earlier call it matches. */
+  fromCall?: string;
 }
 export interface Call {
   tool: Tool;
@@ -60,7 +62,9 @@ export function createFakes({ rules = [], tools = ['gcloud', 'terraform', 'cdktf
   }
   const fakes: Fakes = {
     dir,
-    env: { ...process.env, PATH: pathVar, FAKE_CLI_DIR: dir, GCP_PROJECT: '', GOOGLE_CLOUD_PROJECT: '' },
+    // One project for the whole run, as an operator's shell would have it (the stacks and the
+    // scripts resolve it the same way); no config override from the developer's own shell.
+    env: { ...process.env, PATH: pathVar, FAKE_CLI_DIR: dir, ODIN_ENV: '', GCP_PROJECT: 'odin-test', GOOGLE_CLOUD_PROJECT: '', GCP_REGION: '', GCP_ZONE: '', WS_SHARDS: '', TF_STATE_BUCKET: '' },
     calls() {
       const file = path.join(dir, 'calls.jsonl');
       if (!fs.existsSync(file)) return [];
@@ -119,4 +123,29 @@ export function stackOutputs({ healthUrl = 'http://127.0.0.1:9/health', wsUrl = 
     ws: { ws_url: wsUrl, health_url: healthUrl, ws_external_ip: '127.0.0.1', ws_internal_ip: '10.10.0.2', ws_instance: 'odin-ws' },
     loadtest: { loadtest_internal_ip: '10.10.0.4', loadtest_instance: 'odin-loadtest' },
   };
+}
+
+/** Every API the bootstrap stack enables, as `gcloud services list` prints them. */
+export const ALL_APIS = [
+  'serviceusage.googleapis.com', 'cloudresourcemanager.googleapis.com', 'compute.googleapis.com', 'iam.googleapis.com', 'iap.googleapis.com',
+  'oslogin.googleapis.com', 'logging.googleapis.com', 'monitoring.googleapis.com', 'storage.googleapis.com', 'secretmanager.googleapis.com',
+];
+
+/** An IAM policy granting `member` the given roles. */
+export const iamPolicy = (member: string, roles: string[]) => JSON.stringify({ bindings: roles.map((role) => ({ role, members: [member] })) });
+
+export const OPERATOR = 'operator@example.com';
+export const GOOD_ROLES = ['roles/owner', 'roles/iap.tunnelResourceAccessor', 'roles/compute.osAdminLogin', 'roles/iam.serviceAccountUser'];
+
+/** A preflight that passes: authenticated, ADC, project, billing, APIs, quota, roles. */
+export function preflightRules({ cpusFree = 24, apis = ALL_APIS, roles = GOOD_ROLES } = {}): Rule[] {
+  return [
+    { tool: 'gcloud', match: '^auth list', stdout: `${OPERATOR}\n` },
+    { tool: 'gcloud', match: '^auth application-default print-access-token', stdout: 'ya29.token\n' },
+    { tool: 'gcloud', match: '^projects describe odin-test', stdout: 'odin-test\n' },
+    { tool: 'gcloud', match: '^billing projects describe', stdout: 'True\n' },
+    { tool: 'gcloud', match: '^services list --enabled', stdout: `${apis.join('\n')}\n` },
+    { tool: 'gcloud', match: '^compute regions describe us-central1', stdout: JSON.stringify({ quotas: [{ metric: 'CPUS', limit: 24, usage: 24 - cpusFree }, { metric: 'E2_CPUS', limit: 24, usage: 24 - cpusFree }] }) },
+    { tool: 'gcloud', match: '^projects get-iam-policy odin-test', stdout: iamPolicy(`user:${OPERATOR}`, roles) },
+  ];
 }
