@@ -50,6 +50,7 @@ async function main(): Promise<void> {
 
   log.info({ mode: config.mode, shards: config.shards }, 'sharded mode enabled');
   bus.start();
+  pool.watchStalls((id) => bus.overCapSinceMs(id));
   const front = new Front(config, log, registry, pool, bus, source, releaseVersion(entry));
   await front.start();
   await source.start();

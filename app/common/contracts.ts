@@ -55,6 +55,11 @@ export interface HealthBody {
     connections: number;
     channels: number;
     restarts: number;
+    /** Restarts by cause: the process exited, or it was declared hung and killed. */
+    crashes: number;
+    hangs: number;
+    heartbeat_rtt_ms: number;
+    loop_lag_ms: number;
     bus_batches: number;
     bus_messages: number;
     deliveries: number;

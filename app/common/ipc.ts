@@ -13,6 +13,7 @@ export type ToShard =
   | { t: 'interest-ack'; seq: number } // the front applied `interest` batch seq
   | { t: 'metrics-req'; id: number }
   | { t: 'stats-req' } // answer with a fresh `stats` now (for /health)
+  | { t: 'hb'; at: number } // liveness: answer from the event loop at once
   | { t: 'http-res'; id: number; status: number; type: string; body: string }
   | { t: 'drain'; deadlineMs: number };
 
@@ -21,6 +22,7 @@ export type FromShard =
   | { t: 'ready' }
   | { t: 'listening'; port: number }
   | { t: 'load'; held: number; open: number; consumed: number; issued: number; gen: number } // admission report (see front/admission.ts)
+  | { t: 'hb-ack'; at: number }
   | { t: 'relay' } // with a handle: an unread connection for another shard
   | { t: 'relay-failed' } // a relayed handle arrived without its socket
   | { t: 'relay-got'; n: number } // n relayed connections arrived (the front closes its copies)
@@ -49,6 +51,8 @@ export interface ShardStats {
   refused: Record<string, number>;
   /** Connections this shard passed to another one for balance. */
   relayed: number;
+  /** p99 event-loop delay over the last stats interval (ms). */
+  loopLagMs: number;
   /** Connections the shard ended, by reason (slow, budget, rate_limit, internal_error, ping_timeout, idle). */
   closes: Record<string, number>;
   /** Bytes queued for all of this shard's clients, against WS_SHARD_BUFFER_BYTES. */
@@ -88,14 +92,16 @@ export function segmentHead(channel: string): Buffer {
   return head;
 }
 
-/** Batch frame: u32 body length, u32 count, then the segments. */
-export function encodeBatch(segments: readonly Buffer[]): Buffer {
-  let len = 4;
+/** Batch frame: u32 body length, u32 count, f64 flush time (ms since the epoch), then the segments. */
+export function encodeBatch(segments: readonly Buffer[], flushedAtMs = performance.timeOrigin + performance.now()): Buffer {
+  let len = 12;
   for (const s of segments) len += s.length;
   const out = Buffer.allocUnsafe(4 + len);
   out.writeUInt32LE(len, 0);
   out.writeUInt32LE(segments.length, 4);
-  let off = 8;
+  // When the bus flushed it: the shard's delivery latency (bus -> client write) is measured from it.
+  out.writeDoubleLE(flushedAtMs, 8);
+  let off = 16;
   for (const s of segments) {
     s.copy(out, off);
     off += s.length;
@@ -113,7 +119,7 @@ export class BatchDecoder {
   /** Bytes of the frame being collected (4 + body), 0 while its length is not yet known. */
   private need = 0;
 
-  push(chunk: Buffer, onBatch: (msgs: BusMessage[]) => void): void {
+  push(chunk: Buffer, onBatch: (msgs: BusMessage[], flushedAtMs: number) => void): void {
     if (this.have === 0) return this.scan(chunk, onBatch);
     this.parts.push(chunk);
     this.have += chunk.length;
@@ -129,14 +135,14 @@ export class BatchDecoder {
   }
 
   /** Decodes every whole frame in `buf` and keeps the incomplete tail for the next chunks. */
-  private scan(buf: Buffer, onBatch: (msgs: BusMessage[]) => void): void {
+  private scan(buf: Buffer, onBatch: (msgs: BusMessage[], flushedAtMs: number) => void): void {
     let off = 0;
     while (buf.length - off >= 4) {
       const len = buf.readUInt32LE(off);
       if (buf.length - off < 4 + len) break;
       const body = buf.subarray(off + 4, off + 4 + len);
       off += 4 + len;
-      onBatch(this.decodeBody(body));
+      onBatch(this.decodeBody(body), body.readDoubleLE(4));
     }
     if (off === buf.length) return;
     const rest = buf.subarray(off);
@@ -159,7 +165,7 @@ export class BatchDecoder {
   private decodeBody(body: Buffer): BusMessage[] {
     const n = body.readUInt32LE(0);
     const out: BusMessage[] = new Array(n);
-    let off = 4;
+    let off = 12;
     for (let i = 0; i < n; i++) {
       const chLen = body.readUInt16LE(off);
       const channel = body.toString('utf8', off + 2, off + 2 + chLen);

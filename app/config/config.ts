@@ -69,6 +69,7 @@ export const SETTINGS = {
   busChannelIdleMs: { env: 'WS_BUS_CHANNEL_IDLE_MS', flag: 'bus-channel-idle-ms', schema: int(100, 86_400_000), def: '300000', doc: 'broadcast bus: a channel with no message for this long and no concrete subscriber is forgotten (new epoch)' },
   busMaxChannels: { env: 'WS_BUS_MAX_CHANNELS', flag: 'bus-max-channels', schema: int(100, 100_000_000), def: '200000', doc: 'broadcast bus: channels kept before the least recently used unsubscribed one is forgotten early' },
   headersTimeoutMs: { env: 'WS_HEADERS_TIMEOUT_MS', flag: 'headers-timeout-ms', schema: int(500, 120_000), def: '10000', doc: 'a client must send its whole request head within this (slowloris bound; 408 after)' },
+  shardLivenessMs: { env: 'WS_SHARD_LIVENESS_MS', flag: 'shard-liveness-ms', schema: int(500, 600_000), def: '3000', doc: 'a shard that answers no heartbeat (or whose bus output stays over its cap) this long is declared hung, SIGKILLed and restarted' },
   drainTimeoutMs: { env: 'WS_DRAIN_TIMEOUT_MS', flag: 'drain-timeout-ms', schema: int(100, 600_000), def: '10000', doc: 'shutdown deadline' },
   streams: { env: 'WS_STREAMS', flag: 'streams', schema: list(STREAM_RE, 'a lowercase stream name'), def: 'trades,prices', doc: 'known streams (channel prefixes)' },
   feedTokens: { env: 'FEED_TOKENS', flag: 'feed-tokens', schema: list(TOKEN_RE, 'a token [A-Za-z0-9_.-]{1,64}'), def: 'ODIN1,ODIN2,ODIN3,ODIN4,ODIN5', doc: 'embedded feed: tokens' },
@@ -122,6 +123,7 @@ export interface ServerConfig {
   readonly busMaxChannels: number;
   readonly headersTimeoutMs: number;
   readonly drainTimeoutMs: number;
+  readonly shardLivenessMs: number;
   readonly streams: readonly string[];
   readonly feedTokens: readonly string[];
   readonly feedStreams: readonly string[];

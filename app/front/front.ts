@@ -1,7 +1,7 @@
 // The front process: supervises the shards (which own the public port), runs the guard's view of
 // the whole server's load, answers the /health and /metrics requests the shards pass up, and
 // orders the shutdown. It accepts no client connection itself.
-import { AggregatorRegistry, Gauge, collectDefaultMetrics, type Registry } from 'prom-client';
+import { AggregatorRegistry, Counter, Gauge, collectDefaultMetrics, type Registry } from 'prom-client';
 import type { BroadcastBus } from '../bus/broadcast-bus.js';
 import type { ServerConfig } from '../config/config.js';
 import type { MessageSource } from '../common/contracts.js';
@@ -44,7 +44,30 @@ export class Front {
         for (const s of pool.shards) this.set({ shard: String(s.id) }, s.connections);
       },
     });
+    this.supervisionMetrics(registry, pool, version);
     pool.handleHttp((kind, detail) => (kind === 'health' ? this.healthAnswer(detail) : this.metricsAnswer()));
+  }
+
+  /** What the dashboard shows about the shards' health; the values live in the pool. */
+  private supervisionMetrics(registry: Registry, pool: ShardPool, version: string): void {
+    const perShard = (name: string, help: string, value: (s: ShardPool['shards'][number]) => number) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['shard'],
+        registers: [registry],
+        collect() {
+          for (const s of pool.shards) this.set({ shard: String(s.id) }, value(s));
+        },
+      });
+    perShard('odin_ws_shard_up', '1 while the shard is listening and answering heartbeats', (s) => (s.ready ? 1 : 0));
+    perShard('odin_ws_shard_heartbeat_rtt_seconds', 'Round trip of the last heartbeat the shard answered', (s) => s.beatRttMs / 1000);
+    perShard('odin_ws_shard_event_loop_lag_seconds', 'p99 event-loop delay of the shard over its last stats interval', (s) => (s.stats?.loopLagMs ?? 0) / 1000);
+    perShard('odin_ws_relays_in_flight', 'Relayed connections sent to the shard and not yet confirmed', (s) => s.relaysInFlight.length);
+    const restarts = new Counter({ name: 'odin_ws_shard_restarts_total', help: 'Shard restarts by cause (crash: it exited; hang: declared hung and killed)', labelNames: ['shard', 'cause'], registers: [registry] });
+    for (const s of pool.shards) for (const cause of ['crash', 'hang']) restarts.inc({ shard: String(s.id), cause }, 0);
+    pool.onRestart = (s, cause) => restarts.inc({ shard: String(s.id), cause });
+    new Gauge({ name: 'odin_ws_build_info', help: 'The release serving (always 1)', labelNames: ['version'], registers: [registry] }).set({ version }, 1);
   }
 
   /** Forks the shards (they listen), then logs the addresses once every shard is listening. */

@@ -19,11 +19,19 @@ const TICK_MS = 100;
 /** Env vars a shard must not inherit: secrets reach it over the IPC channel, never /proc/PID/environ. */
 const SECRET_ENV = /^(WS_AUTH_SECRET|WS_AUTH_SECRET_FILE)$/;
 
+export type RestartCause = 'crash' | 'hang';
+
 export class ShardHandle implements BusTarget {
   proc: ChildProcess | null = null;
   pipe: Writable | null = null;
   ready = false;
   restarts = 0;
+  readonly restartsBy: Record<RestartCause, number> = { crash: 0, hang: 0 };
+  /** Declared hung (missed heartbeats, or its bus output stuck over the cap): killed, not yet exited. */
+  hung = false;
+  /** Last heartbeat answer (ms since the epoch) and its round trip. */
+  lastBeat = 0;
+  beatRttMs = 0;
   startedAt = 0;
   stats: ShardStats | null = null;
   /** Admitted connections still open, from the shard's last report. */
@@ -85,12 +93,17 @@ export class ShardPool implements BusTargets {
   private readonly metricsWaiters = new Map<number, (m: unknown) => void>();
   private nextReq = 1;
   private ticker: NodeJS.Timeout | null = null;
+  private beater: NodeJS.Timeout | null = null;
   private tickPending = false;
+  /** Since when a shard's bus output has been over its cap (the bus knows), or null. */
+  private stalledSince: (id: number) => number | null = () => null;
   private port = 0;
   private flags: AdmissionFlags = { refuse: null, draining: false };
   private onHttp: HttpRequestHandler = async () => ({ status: 503, type: 'application/json', body: '{"status":"starting"}' });
   relayed = 0;
   relayFailed = 0;
+  /** Called once per restart with its cause (the front counts them in /metrics). */
+  onRestart: (s: ShardHandle, cause: RestartCause) => void = () => {};
 
   constructor(
     private readonly config: ServerConfig,
@@ -108,8 +121,16 @@ export class ShardPool implements BusTargets {
     await Promise.all(rest.map((s) => this.spawn(s, this.port)));
     this.ticker = setInterval(() => this.tick(), TICK_MS);
     this.ticker.unref();
+    const every = Math.max(100, Math.floor(this.config.shardLivenessMs / 6));
+    this.beater = setInterval(() => this.beat(), every);
+    this.beater.unref();
     this.log.info({ shards: this.shards.length, pids: this.shards.map((s) => s.proc?.pid), port: this.port }, 'shards started');
     return this.port;
+  }
+
+  /** Where the pool learns that a shard has stopped taking its bus output (see beat()). */
+  watchStalls(fn: (id: number) => number | null): void {
+    this.stalledSince = fn;
   }
 
   handleHttp(fn: HttpRequestHandler): void {
@@ -179,6 +200,7 @@ export class ShardPool implements BusTargets {
   async drain(deadlineAt: number): Promise<void> {
     this.stopping = true;
     if (this.ticker) clearInterval(this.ticker);
+    if (this.beater) clearInterval(this.beater);
     await Promise.all(
       this.shards.map(async (s) => {
         const proc = s.proc;
@@ -190,6 +212,36 @@ export class ShardPool implements BusTargets {
         clearTimeout(timer);
       }),
     );
+  }
+
+  /**
+   * Liveness: every live shard answers a heartbeat from its event loop. One that has not answered
+   * within WS_SHARD_LIVENESS_MS (a blocked loop, a runaway synchronous task, SIGSTOP, a long GC
+   * pause), or whose bus output has been stuck over its cap that long, is declared hung: it stops
+   * getting grants, relays and bus batches at once, and is SIGKILLed (its listener leaves the port
+   * with it) and restarted with the crash backoff.
+   */
+  private beat(): void {
+    const now = Date.now();
+    const bound = this.config.shardLivenessMs;
+    for (const s of this.shards) {
+      if (!s.ready || s.hung) continue;
+      const stalled = this.stalledSince(s.id);
+      if (now - s.lastBeat > bound || (stalled !== null && now - stalled > bound)) {
+        this.declareHung(s, now - s.lastBeat > bound ? 'missed heartbeats' : 'bus output stuck over its cap');
+        continue;
+      }
+      s.send({ t: 'hb', at: now });
+    }
+  }
+
+  private declareHung(s: ShardHandle, why: string): void {
+    s.hung = true;
+    s.ready = false;
+    this.ledger.down(s.id);
+    this.log.error({ shard: s.id, pid: s.proc?.pid, why, liveness_ms: this.config.shardLivenessMs, last_beat_ms_ago: Date.now() - s.lastBeat }, 'shard hung; killing it');
+    s.proc?.kill('SIGKILL');
+    this.tick();
   }
 
   /** Grants follow reports within the same event-loop turn (coalesced), the ticker is a backstop. */
@@ -246,6 +298,7 @@ export class ShardPool implements BusTargets {
         if (msg.t === 'ready') s.send({ t: 'listen', port });
         else if (msg.t === 'listening') {
           s.ready = true;
+          s.lastBeat = Date.now();
           this.ledger.up(s.id);
           this.tick();
           resolve(msg.port);
@@ -262,10 +315,14 @@ export class ShardPool implements BusTargets {
         this.ledger.down(s.id);
         resolve(0);
         if (this.stopping) return;
+        const cause: RestartCause = s.hung ? 'hang' : 'crash';
+        s.hung = false;
         s.restarts++;
+        s.restartsBy[cause]++;
+        this.onRestart(s, cause);
         const stable = Date.now() - s.startedAt > STABLE_MS;
         const delay = stable ? RESTART_BASE_MS : Math.min(RESTART_MAX_MS, RESTART_BASE_MS * 2 ** Math.min(s.restarts, 6));
-        this.log.error({ shard: s.id, code, signal, restarts: s.restarts, restart_in_ms: delay }, 'shard exited; restarting');
+        this.log.error({ shard: s.id, code, signal, cause, restarts: s.restarts, restart_in_ms: delay }, 'shard exited; restarting');
         setTimeout(() => {
           if (!this.stopping) void this.spawn(s, this.port);
         }, delay);
@@ -275,6 +332,10 @@ export class ShardPool implements BusTargets {
 
   private onMessage(s: ShardHandle, msg: FromShard, handle: unknown): void {
     switch (msg.t) {
+      case 'hb-ack':
+        s.lastBeat = Date.now();
+        s.beatRttMs = s.lastBeat - msg.at;
+        break;
       case 'load':
         s.held = msg.held;
         this.ledger.report(s.id, msg);

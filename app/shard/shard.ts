@@ -1,7 +1,8 @@
 // A shard process: listens on the public port itself (SO_REUSEPORT), upgrades its clients with
 // `ws` (noServer), fans out the bus batches the front sends it, and reports to the front.
 import net from 'node:net';
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { ServerConfig } from '../config/config.js';
 import { CloseCode } from '../common/errors.js';
@@ -25,7 +26,7 @@ const ASK_TIMEOUT_MS = 2000;
 /** Descriptors kept free for the shard's own pipes, files and the bus. */
 const FD_HEADROOM = 64;
 /** When the front is gone, clients get 1001 and the shard exits within about this long. */
-const ORPHAN_DRAIN_MS = 800;
+const ORPHAN_DRAIN_MS = 500;
 
 function send(m: FromShard): void {
   if (process.connected) process.send!(m, undefined, {}, () => {}); // a failed send is no 'error' event
@@ -70,6 +71,9 @@ class Shard {
   private lastCpu = process.cpuUsage();
   private lastAt = Date.now();
   private cpu = 0;
+  private loopLagMs = 0;
+  /** Event-loop delay, for /health, /metrics and the guard (a saturated loop answers late). */
+  private readonly loopDelay = monitorEventLoopDelay({ resolution: 10 });
 
   constructor(
     private readonly config: ServerConfig,
@@ -87,6 +91,12 @@ class Shard {
       subscriptions: new Gauge({ name: 'odin_ws_shard_channels', help: 'Channels with a local subscriber', registers: [this.registry] }),
       rejected: new Counter({ name: 'odin_ws_rejected_total', help: 'Connections and upgrades refused, by reason', labelNames: ['reason'], registers: [this.registry] }),
       relayed: new Counter({ name: 'odin_ws_relayed_total', help: 'New connections passed to another shard for balance', registers: [this.registry] }),
+      deliveryLatency: new Histogram({
+        name: 'odin_ws_delivery_latency_seconds',
+        help: 'Bus flush to the last client write of the batch in this shard',
+        buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+        registers: [this.registry],
+      }),
       acceptErrors: new Counter({ name: 'odin_ws_accept_errors_total', help: 'accept() failures (EMFILE, ENFILE...)', labelNames: ['code'], registers: [this.registry] }),
     };
     for (const r of ['max_connections', 'cpu', 'memory', 'draining']) this.metrics.rejected.inc({ reason: r }, 0);
@@ -154,7 +164,8 @@ class Shard {
 
   start(): void {
     this.bus = new net.Socket({ fd: BUS_FD, readable: true, writable: false });
-    this.bus.on('data', (chunk: Buffer) => this.decoder.push(chunk, (batch) => this.onBatch(batch)));
+    this.bus.on('data', (chunk: Buffer) => this.decoder.push(chunk, (batch, flushedAt) => this.onBatch(batch, flushedAt)));
+    this.loopDelay.enable();
     this.bus.on('error', (err) => this.log.error({ err }, 'bus pipe error'));
     this.statsTimer = setInterval(() => this.sendStats(true), STATS_MS);
     this.clientEdge.start();
@@ -196,6 +207,9 @@ class Shard {
         break;
       case 'interest-ack':
         this.link.acked(msg.seq);
+        break;
+      case 'hb':
+        send({ t: 'hb-ack', at: msg.at });
         break;
       case 'stats-req':
         this.sendStats(false);
@@ -252,13 +266,15 @@ class Shard {
     this.metrics.rejected.inc({ reason });
   }
 
-  private onBatch(batch: Parameters<Hub['publish']>[0]): void {
+  private onBatch(batch: Parameters<Hub['publish']>[0], flushedAt: number): void {
     this.busBatches++;
     this.busMessages += batch.length;
     this.metrics.busMessages.inc(batch.length);
     const before = this.hub.deliveries;
     this.hub.publish(batch);
-    this.metrics.deliveries.inc(this.hub.deliveries - before);
+    const delivered = this.hub.deliveries - before;
+    this.metrics.deliveries.inc(delivered);
+    if (delivered) this.metrics.deliveryLatency.observe(Math.max(0, performance.timeOrigin + performance.now() - flushedAt) / 1000);
   }
 
   /** `sample`: measure CPU since the previous sample (once a second); else reuse the last figure. */
@@ -269,6 +285,8 @@ class Shard {
       this.cpu = (cpu.user + cpu.system) / 1000 / Math.max(1, now - this.lastAt);
       this.lastCpu = process.cpuUsage();
       this.lastAt = now;
+      this.loopLagMs = this.loopDelay.percentile(99) / 1e6;
+      this.loopDelay.reset();
     }
     const stats: ShardStats = {
       connections: this.clients.size,
@@ -279,6 +297,7 @@ class Shard {
       slowConsumers: this.slowConsumers,
       refused: { ...this.refused },
       relayed: this.relayed,
+      loopLagMs: this.loopLagMs,
       ...this.clientEdge.stats(),
       rssMb: process.memoryUsage.rss() / 1048576,
       cpu: this.cpu,

@@ -4,7 +4,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { createTopics, produce, testBrokers, uniqueName } from '../support/kafka.js';
-import { getHealth, startServer, until, type RunningServer } from '../support/server.js';
+import { fetchRetry, getHealth, startServer, until, type RunningServer } from '../support/server.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -12,7 +12,8 @@ async function kafkaServer(prefix: string, env: Record<string, string>) {
   const brokers = testBrokers();
   await createTopics({ brokers, topics: [`${prefix}.trades`, `${prefix}.prices`] });
   const srv = await startServer({
-    env: { KAFKA_BROKERS: brokers, KAFKA_TOPICS: `${prefix}.trades,${prefix}.prices`, KAFKA_CONSUMER_GROUP: uniqueName('ws-flow'), KAFKA_FROM_BEGINNING: 'true', ...env },
+    // Shards are held stopped here on purpose: the liveness kill is tested in tests/server/supervision.test.ts.
+    env: { KAFKA_BROKERS: brokers, KAFKA_TOPICS: `${prefix}.trades,${prefix}.prices`, KAFKA_CONSUMER_GROUP: uniqueName('ws-flow'), KAFKA_FROM_BEGINNING: 'true', WS_SHARD_LIVENESS_MS: '60000', ...env },
   });
   await until(async () => (await getHealth(srv.healthUrl)).body.kafka?.connected === true, 'kafka connected', 60_000);
   return srv;
@@ -66,14 +67,24 @@ describe('Kafka flow control', () => {
     const prefix = uniqueName('flow');
     const srv = await kafkaServer(prefix, { WS_SHARDS: '3', WS_BUS_SHARD_BUFFER_BYTES: String(CAP), WS_CLIENT_BUFFER_BYTES: String(256 << 20) });
     servers.push(srv);
+    // The kernel picks each client's shard; /health says which count went up, so connect one at
+    // a time until every shard has a client, and keep one client per shard.
     const clients: Array<ReturnType<typeof counter>> = [];
-    for (let i = 0; i < 3; i++) {
+    const byShard = new Map<number, ReturnType<typeof counter>>();
+    let counts: number[] = [0, 0, 0];
+    for (let n = 1; byShard.size < 3 && n <= 60; n++) {
       const c = counter(srv.wsUrl, ['trades:*']);
       sockets.push(c.ws);
       await c.ready;
-      clients.push(c);
-      await until(async () => (await getHealth(srv.healthUrl)).body.shards[i].connections === 1, `client ${i} on shard ${i}`);
+      const now = await until(async () => {
+        const b = (await getHealth(srv.healthUrl)).body;
+        return b.system.total_connections === n ? (b.shards.map((x: { connections: number }) => x.connections) as number[]) : null;
+      }, `client ${n} counted`);
+      const shard = now.findIndex((x, i) => x > counts[i]);
+      counts = now;
+      if (!byShard.has(shard)) byShard.set(shard, c);
     }
+    for (let i = 0; i < 3; i++) clients.push(byShard.get(i)!);
     const pids: number[] = (await getHealth(srv.healthUrl)).body.shards.map((s: { pid: number }) => s.pid);
     const topic = `${prefix}.trades`;
     const health = async () => (await getHealth(srv.healthUrl)).body;

@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { getHealth, startServer, until, type RunningServer } from '../support/server.js';
+import { fetchRetry, getHealth, startServer, until, type RunningServer } from '../support/server.js';
 
 const CAP = 4 << 20;
 // What the front may grow by beyond the cap while one shard is stopped: V8 heap growth and
@@ -65,6 +65,7 @@ describe('bus output cap per shard (real processes)', () => {
         FEED_RATE: '10',
         FEED_PAYLOAD_BYTES: '2000',
         WS_BUS_SHARD_BUFFER_BYTES: String(CAP),
+        WS_SHARD_LIVENESS_MS: '60000', // this test holds a shard stopped for 10 s: supervision is tests/server/supervision.test.ts
         WS_CLIENT_BUFFER_BYTES: String(256 << 20), // the test's own clients must never be the slow ones
       },
     });
@@ -117,7 +118,7 @@ describe('bus output cap per shard (real processes)', () => {
       expect(s1.over_cap_since_ms).toBeTypeOf('number');
       expect(s1.pending_bytes).toBeLessThanOrEqual(CAP + (1 << 20));
       for (const id of [0, 1, 2].filter((x) => x !== v)) expect(h1.bus.shards.find((s: { id: number }) => s.id === id).dropped_bytes).toBe(0);
-      const metrics = await (await fetch(srv.metricsUrl)).text();
+      const metrics = await (await fetchRetry(srv.metricsUrl)).text();
       expect(metrics).toMatch(new RegExp(`odin_ws_bus_dropped_bytes_total\\{shard="${v}"\\} [1-9]`));
       process.kill(victim, 'SIGCONT');
       resumed = true;

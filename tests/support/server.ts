@@ -76,8 +76,23 @@ export async function startServer(opts: StartOptions = {}): Promise<RunningServe
   };
 }
 
+/**
+ * GET with a bound per attempt and a few attempts: with SO_REUSEPORT the kernel may hand a new
+ * connection to a shard a test has stopped (SIGSTOP), which answers nothing until it is resumed or
+ * killed (or resets it when killed); a real client retries the same way.
+ */
+export async function fetchRetry(url: string, attempts = 6): Promise<Response> {
+  for (let i = 1; ; i++) {
+    try {
+      return await fetch(url, { signal: AbortSignal.timeout(2000) });
+    } catch (err) {
+      if (i >= attempts) throw err;
+    }
+  }
+}
+
 export async function getHealth(url: string): Promise<{ status: number; body: any }> {
-  const res = await fetch(url);
+  const res = await fetchRetry(url);
   return { status: res.status, body: await res.json() };
 }
 
