@@ -58,6 +58,8 @@ export interface HealthBody {
     /** Restarts by cause: the process exited, or it was declared hung and killed. */
     crashes: number;
     hangs: number;
+    /** Exited 3 times within a minute and not stable since (the backoff is then at its longest). */
+    crash_looping: boolean;
     heartbeat_rtt_ms: number;
     loop_lag_ms: number;
     bus_batches: number;

@@ -54,6 +54,7 @@ export function buildHealth(h: HealthInputs): HealthBody {
       restarts: s.restarts,
       crashes: s.restartsBy.crash,
       hangs: s.restartsBy.hang,
+      crash_looping: s.crashLooping,
       heartbeat_rtt_ms: s.beatRttMs,
       loop_lag_ms: round(s.stats?.loopLagMs ?? 0),
       bus_batches: s.stats?.busBatches ?? 0,

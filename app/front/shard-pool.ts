@@ -14,6 +14,9 @@ import { AdmissionLedger } from './admission.js';
 const RESTART_BASE_MS = 100;
 const RESTART_MAX_MS = 5000;
 const STABLE_MS = 30_000;
+/** A shard that exited this many times within CRASH_LOOP_WINDOW_MS is reported as crash-looping. */
+const CRASH_LOOP_EXITS = 3;
+const CRASH_LOOP_WINDOW_MS = 60_000;
 /** Backstop for grants (they normally follow each report at once; see scheduleTick). */
 const TICK_MS = 100;
 /** Env vars a shard must not inherit: secrets reach it over the IPC channel, never /proc/PID/environ. */
@@ -29,6 +32,10 @@ export class ShardHandle implements BusTarget {
   readonly restartsBy: Record<RestartCause, number> = { crash: 0, hang: 0 };
   /** Declared hung (missed heartbeats, or its bus output stuck over the cap): killed, not yet exited. */
   hung = false;
+  /** Restarts in a row without a stable run (the backoff's exponent). */
+  streak = 0;
+  /** When it last exited (the last few), for the crash-loop verdict. */
+  readonly exits: number[] = [];
   /** Last heartbeat answer (ms since the epoch) and its round trip. */
   lastBeat = 0;
   beatRttMs = 0;
@@ -44,6 +51,13 @@ export class ShardHandle implements BusTarget {
   readonly relaysInFlight: net.Socket[] = [];
 
   constructor(readonly id: number) {}
+
+  /** Exited CRASH_LOOP_EXITS times within CRASH_LOOP_WINDOW_MS, and not stable since. */
+  get crashLooping(): boolean {
+    const now = Date.now();
+    if (this.ready && now - this.startedAt > STABLE_MS) return false;
+    return this.exits.length >= CRASH_LOOP_EXITS && now - this.exits[0] < CRASH_LOOP_WINDOW_MS;
+  }
 
   get connections(): number {
     return this.stats?.connections ?? 0;
@@ -320,8 +334,12 @@ export class ShardPool implements BusTargets {
         s.restarts++;
         s.restartsBy[cause]++;
         this.onRestart(s, cause);
-        const stable = Date.now() - s.startedAt > STABLE_MS;
-        const delay = stable ? RESTART_BASE_MS : Math.min(RESTART_MAX_MS, RESTART_BASE_MS * 2 ** Math.min(s.restarts, 6));
+        // The backoff doubles per restart in a row and starts again once a run lasted STABLE_MS.
+        const now = Date.now();
+        s.streak = now - s.startedAt > STABLE_MS ? 0 : s.streak + 1;
+        s.exits.push(now);
+        if (s.exits.length > CRASH_LOOP_EXITS) s.exits.shift();
+        const delay = Math.min(RESTART_MAX_MS, RESTART_BASE_MS * 2 ** Math.min(s.streak, 6));
         this.log.error({ shard: s.id, code, signal, cause, restarts: s.restarts, restart_in_ms: delay }, 'shard exited; restarting');
         setTimeout(() => {
           if (!this.stopping) void this.spawn(s, this.port);

@@ -36,7 +36,8 @@ export class HttpEdge {
   private readonly server: http.Server;
   private readonly metricsAllow = new net.BlockList();
   private readonly perIp = new Map<string, number>();
-  private httpConnections = 0;
+  /** Plain HTTP connections not yet upgraded, oldest first (a Set keeps insertion order). */
+  private readonly pendingSockets = new Set<net.Socket>();
 
   constructor(
     private readonly opts: EdgeOptions,
@@ -70,22 +71,26 @@ export class HttpEdge {
 
   /** Connections accepted and not yet upgraded or closed. */
   get pending(): number {
-    return this.httpConnections;
+    return this.pendingSockets.size;
   }
 
   /** A connection the listener (or another shard, relayed) gave this shard. */
   serve(socket: net.Socket): void {
-    if (this.httpConnections >= this.opts.maxHttpConnections) {
-      this.deps.onRefused('http_connections');
-      socket.destroy();
-      return;
+    // At the cap the OLDEST plain connection goes, not the new one: a flood of half-open
+    // connections (slowloris) cannot lock out /health or a real client, and no descriptor is
+    // held for long by one that never sends its request.
+    if (this.pendingSockets.size >= this.opts.maxHttpConnections) {
+      const oldest = this.pendingSockets.values().next().value!;
+      this.deps.onRefused('http_evicted');
+      (oldest as SocketWithUncount).odinUncount?.();
+      oldest.destroy();
     }
-    this.httpConnections++;
+    this.pendingSockets.add(socket);
     this.deps.gate.touched();
     let counted = true;
     const uncount = () => {
       if (counted) {
-        this.httpConnections--;
+        this.pendingSockets.delete(socket);
         this.deps.gate.touched();
       }
       counted = false;

@@ -139,7 +139,9 @@ class Shard {
         metricsAllow: config.metricsAllow,
         allowedOrigins: config.allowedOrigins,
         perIpLimit: config.maxConnectionsPerIp ? Math.ceil(config.maxConnectionsPerIp / config.shards) : 0,
-        maxHttpConnections: config.maxHttpConnections,
+        // Plain HTTP connections may use at most a quarter of the descriptors: the rest stay for
+        // WebSocket clients, and accept() never meets EMFILE because of a half-open flood.
+        maxHttpConnections: Math.max(16, Math.min(config.maxHttpConnections, Math.floor(this.maxSockets / 4))),
       },
       {
         gate: this.gate,
