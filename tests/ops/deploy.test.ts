@@ -180,6 +180,14 @@ describe('gcp:deploy', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain('state bucket gs://odin-tf-state-x exists (created from another checkout');
     expect(applied(fakes.calls())).toEqual(['bootstrap', 'network', 'backend', 'ws']);
+    fakes.cleanup();
+    // This checkout holds the state stack's local state (beside the outdir, where the synthesized
+    // backend puts it): it manages the bucket, so the state stack is applied.
+    fakes = createFakes({ rules: [{ tool: 'gcloud', match: '^storage buckets describe', stdout: 'odin-tf-state-x\n' }, ...happyRules(server, body)] });
+    fs.writeFileSync(path.join(path.dirname(fakes.env.CDKTF_OUTDIR!), 'terraform.dev.state.tfstate'), '{}');
+    r = await runScript(DEPLOY, ['--health-timeout', '30'], { ...fakes.env, TF_STATE_BUCKET: 'odin-tf-state-x' });
+    expect(r.code, r.stderr).toBe(0);
+    expect(applied(fakes.calls())[0]).toBe('state');
   });
 
   it('refuses a short auth secret before creating anything, without printing it', async () => {
