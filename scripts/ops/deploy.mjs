@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// gcp:deploy: preflight, bootstrap (APIs, state bucket, address, secrets), cost estimate, build a
-// versioned release, `cdktf deploy` the stacks, then per VM: upload the release, converge its
+// gcp:deploy: preflight, cost estimate, build a versioned release, synth the stacks, terraform
+// apply them one by one (the state bucket, bootstrap: APIs, address, secrets; then network,
+// backend, ws and the optional load-test VM), then per VM: upload the release, converge its
 // config (re-run a changed startup script), switch and restart (the WS server drains: clients get
 // 1001 and reconnect); finally wait until the WS VM's own /health reports every shard up on the
 // release just shipped, and the public port answers.
@@ -16,8 +17,8 @@ import { assembleRelease, convergeScript, gitState, healthProbeScript, installSc
 import { deployStacks, resolveDeployment } from './settings.mjs';
 
 export const USAGE = `usage: deploy [--dry-run] [--skip-infra] [--health-timeout SECONDS] [--auth-secret-file PATH] [--skip-role-check]
-  (project, region, zone, state bucket: stacks/config/$ODIN_ENV.json and GCP_PROJECT etc., as for cdktf itself)
-  --skip-infra             do not run \`cdktf deploy\`; only converge and ship a new release to the existing VMs
+  (project, region, zone, state bucket: stacks/config/$ODIN_ENV.json and GCP_PROJECT etc., as for npm run synth)
+  --skip-infra             do not apply the stacks; only converge and ship a new release to the existing VMs
   --health-timeout S       how long to wait for a healthy /health after the restart (default 180)
   --auth-secret-file PATH  add PATH's content as the new version of the WS auth secret (turns auth on;
                            the previous version stays valid until you disable it: a rotation window)
@@ -34,8 +35,13 @@ const NEW_VM_RETRIES = 9;
 const NEEDED = ['health_url', 'ws_instance', 'backend_instance', 'zone', 'project'];
 
 /** Tools missing from PATH, each as its one-line install hint. Runs nothing. */
-export function missingTools(env = process.env, root = ROOT) {
-  return ['gcloud', 'terraform', 'cdktf'].filter((t) => !findTool(t, { env, root })).map((t) => INSTALL_HINTS[t]);
+export function missingTools(env = process.env) {
+  return ['gcloud', 'terraform'].filter((t) => !findTool(t, { env })).map((t) => INSTALL_HINTS[t]);
+}
+
+/** `terraform apply` of one stack; terraform knows no order between stacks: the caller's order is the order. */
+export function applyStack(gcp, stack) {
+  return gcp.terraform(stack, ['apply', '-input=false', '-auto-approve'], { stream: true });
 }
 
 async function loadCost(root) {
@@ -87,13 +93,14 @@ export async function addAuthSecret(gcp, { project, secret, file }) {
  * this machine's state (created elsewhere) is used as it is rather than failing with 409.
  */
 export async function ensureStateBucket(gcp, { stateBucket, project, env }, log) {
-  const local = path.join(gcp.root, `terraform.${env}.state.tfstate`);
+  // The state stack's local state file: beside the outdir (the project root by default).
+  const local = path.join(path.dirname(gcp.outdir), `terraform.${env}.state.tfstate`);
   const found = await gcp.gcloud(['storage', 'buckets', 'describe', `gs://${stateBucket}`, '--project', project, '--format=value(name)'], { allowFail: true, quiet: true });
   if (!gcp.dryRun && found.exitCode === 0 && !fs.existsSync(local)) {
     log(`  state bucket gs://${stateBucket} exists (created from another checkout: ${path.basename(local)} is not here); using it as it is`);
     return;
   }
-  await gcp.cdktf(['deploy', 'state', '--auto-approve'], { stream: true });
+  await applyStack(gcp, 'state');
 }
 
 export async function deploy(gcp, deployment, { skipInfra = false, healthTimeoutS = 180, authSecretFile, skipRoleCheck = false, log = (s) => process.stdout.write(`${s}\n`), now = new Date() }) {
@@ -117,11 +124,14 @@ export async function deploy(gcp, deployment, { skipInfra = false, healthTimeout
   else assembleRelease({ root: gcp.root, version, now });
   log(`release ${version}`);
 
+  log('== synth');
+  await gcp.synth();
+
   const stacks = deployStacks(deployment);
   if (!skipInfra) {
     log(`== bootstrap: APIs, WS address, secrets${deployment.stateBucket ? `, state bucket gs://${deployment.stateBucket}` : ''}`);
     if (deployment.stateBucket) await ensureStateBucket(gcp, deployment, log);
-    await gcp.cdktf(['deploy', 'bootstrap', '--auto-approve'], { stream: true });
+    await applyStack(gcp, 'bootstrap');
     if (pre.quotaDeferred) {
       const problems = await checkQuota(gcp, deployment, machineTypes);
       if (problems.length) throw new OpsError(problems.join('\nerror: '));
@@ -133,7 +143,7 @@ export async function deploy(gcp, deployment, { skipInfra = false, healthTimeout
   }
   if (!skipInfra) {
     log(`== infrastructure: ${stacks.slice(1).join(', ')}`);
-    await gcp.cdktf(['deploy', ...stacks.slice(1), '--auto-approve'], { stream: true });
+    for (const stack of stacks.slice(1)) await applyStack(gcp, stack);
   }
   const roles = ROLES.filter((r) => r.role !== 'loadtest' || deployment.loadtestEnabled);
   const out = await readOutputs(gcp, [...NEEDED, ...(deployment.loadtestEnabled ? ['loadtest_instance'] : [])]);

@@ -1,11 +1,10 @@
 #!/usr/bin/env node
-// infra:diff: `cdktf diff` (a terraform plan) of every stack, or the ones named.
+// infra:diff: `terraform plan` of every stack (in apply order), or of the ones named.
 import { UsageError, isMain, parseOptions, runMain } from './cli.mjs';
-import { createGcp } from './gcp.mjs';
-import { parseStackList } from './delete.mjs';
-import { resolveDeployment } from './settings.mjs';
+import { STACK_ID, createGcp } from './gcp.mjs';
+import { allStacks, resolveDeployment } from './settings.mjs';
 
-export const USAGE = 'usage: diff [STACK ...] [--dry-run]   (default: every stack from `cdktf list`)';
+export const USAGE = 'usage: diff [STACK ...] [--dry-run]   (default: every stack of the env, in apply order)';
 
 export async function main(argv, { env = process.env } = {}) {
   const { values, positionals } = parseOptions(argv, {}, { usage: USAGE, positionals: true });
@@ -13,16 +12,15 @@ export async function main(argv, { env = process.env } = {}) {
     console.log(USAGE);
     return 0;
   }
-  const bad = positionals.filter((p) => !/^[\w-]{1,64}$/.test(p));
+  const bad = positionals.filter((p) => !STACK_ID.test(p));
   if (bad.length) throw new UsageError(`not a stack name: ${bad.join(', ')}`, USAGE);
-  // The same project cdktf will plan against (a clear error here instead of one per stack).
-  const { project, env: name } = await resolveDeployment(env);
-  console.log(`diff of env ${name} in project ${project}`);
+  // The same project the synth plans against (a clear error here instead of one per stack).
+  const deployment = await resolveDeployment(env);
+  console.log(`diff of env ${deployment.env} in project ${deployment.project}`);
   const gcp = createGcp({ dryRun: values['dry-run'], env });
-  // cdktf diff takes one stack at a time.
-  const stacks = positionals.length ? positionals : parseStackList((await gcp.cdktf(['list'])).stdout);
-  if (gcp.dryRun && !positionals.length) stacks.push('<each stack>');
-  for (const stack of stacks) await gcp.cdktf(['diff', stack], { stream: true });
+  // A named stack the synth did not write fails in the terraform door, naming the ones it did.
+  const stacks = positionals.length ? positionals : allStacks(deployment);
+  for (const stack of stacks) await gcp.terraform(stack, ['plan', '-input=false'], { stream: true });
   return 0;
 }
 

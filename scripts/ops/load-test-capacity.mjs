@@ -3,7 +3,7 @@
 // address, stream its output, then fetch its JSON and HTML report into reports/.
 // The run is detached on the VM (nohup): a dropped SSH session does not end it, and
 // gcp:load-test:logs can still read it. The load-test VM is optional (loadtest.enabled): when it
-// is not deployed, this brings it up (cdktf deploy loadtest, converge, ship the release) first,
+// is not deployed, this brings it up (terraform apply of the loadtest stack, converge, ship the release) first,
 // and --teardown destroys it again after the report is fetched. Its NIC's alias range (config
 // loadtest.sourceCidr) is passed to the generator as --source-ips.
 import fs from 'node:fs';
@@ -107,10 +107,10 @@ export async function ensureLoadtestVm(gcp, { now = new Date(), log }) {
   } catch (e) {
     if (!(e instanceof OpsError) || !/loadtest_instance is missing/.test(e.message)) throw e;
   }
-  log('== the load-test VM is not deployed: bringing it up (cdktf deploy loadtest)');
+  log('== the load-test VM is not deployed: bringing it up (terraform apply of the loadtest stack)');
   const version = releaseVersion({ ...gitState(gcp.root), date: now });
   await gcp.run(process.execPath, [path.join(gcp.root, 'scripts', 'build.mjs'), 'loadtest'], { display: 'node scripts/build.mjs loadtest', stream: true });
-  await gcp.cdktf(['deploy', 'loadtest', '--auto-approve'], { stream: true });
+  await gcp.terraform('loadtest', ['apply', '-input=false', '-auto-approve'], { stream: true });
   const out = await readOutputs(gcp, NEEDED);
   const vm = { instance: out.loadtest_instance, zone: out.zone, project: out.project };
   if (!gcp.dryRun) assembleRelease({ root: gcp.root, version, now, bundles: ['loadtest'] });
@@ -142,7 +142,7 @@ export async function capacityTest(gcp, deployment, { target, hold, ramp, channe
 
   if (teardown) {
     log('== --teardown: destroying the load-test VM (the report is here)');
-    await gcp.cdktf(['destroy', 'loadtest', '--auto-approve'], { stream: true });
+    await gcp.terraform('loadtest', ['destroy', '-input=false', '-auto-approve'], { stream: true });
   }
   if (gcp.dryRun) return { exitCode: 0, result: null, reports: [] };
   if (!result) log(`no result JSON in the load generator's output (exit ${res.exitCode}); see gcp:load-test:logs`);

@@ -1,9 +1,7 @@
-// Stack outputs are the only source of addresses: read them with `cdktf output`, flatten the
-// per-stack JSON into one object, and check the names an operation needs before it uses them.
-import fs from 'node:fs';
+// Stack outputs are the only source of addresses: read them with `terraform output -json` in
+// each stack that declares a needed name, merge them into one object, and check the names an
+// operation needs before it uses them.
 import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import { OpsError } from './gcp.mjs';
 
 const isUrl = (protocols) => (v) => {
@@ -36,7 +34,7 @@ export const OUTPUT_CHECKS = Object.freeze({
 export const OUTPUT_NAMES = Object.freeze(Object.keys(OUTPUT_CHECKS));
 
 /**
- * cdktf writes `{ stack: { constructId: value | { nested... } } }`. Collect every known name at any
+ * Per stack `{ stack: { name: value | { nested... } } }`. Collect every known name at any
  * depth of any stack; the same name from two stacks must agree (zone, project).
  */
 export function flattenOutputs(byStack) {
@@ -82,26 +80,58 @@ export function placeholderOutputs(required) {
   return Object.freeze(Object.fromEntries(required.map((n) => [n, `<${n}>`])));
 }
 
-/** Reads every stack's outputs through the wrapper and returns the `required` ones, checked. */
-export async function readOutputs(gcp, required) {
-  if (gcp.dryRun) {
-    await gcp.cdktf(['output', '*', '--outputs-file', '<tmp>/outputs.json']);
-    return placeholderOutputs(required);
-  }
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'odin-outputs-'));
-  const file = path.join(dir, 'outputs.json');
+/** Which stack declares each output name (the contract in stacks/outputs.ts). */
+export async function outputStacks() {
+  const { tsImport } = await import('tsx/esm/api');
+  const { OUTPUTS_BY_STACK } = await tsImport('../../stacks/outputs.ts', import.meta.url);
+  return OUTPUTS_BY_STACK;
+}
+
+/**
+ * `terraform output -json` prints `{ name: { value, type, sensitive } }`; returns `{ name: value }`.
+ * A stack that was never applied prints `{}`.
+ */
+export function parseTerraformOutputs(stack, stdout) {
+  let parsed;
   try {
-    await gcp.cdktf(['output', '*', '--outputs-file', file]);
-    let parsed;
-    try {
-      parsed = JSON.parse(fs.readFileSync(file, 'utf8'));
-    } catch (e) {
-      throw new OpsError(`cdktf output wrote no readable outputs file (${e.message})`);
-    }
-    const { values, problems } = flattenOutputs(parsed);
-    if (problems.length) throw new OpsError(`stack outputs disagree: ${problems.join('; ')}`);
-    return pickOutputs(values, required);
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
+    parsed = JSON.parse(String(stdout).trim() || '{}');
+  } catch (e) {
+    throw new OpsError(`terraform output -json of stack ${stack} is not JSON (${e.message})`);
   }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new OpsError(`terraform output -json of stack ${stack}: expected an object of outputs`);
+  const values = {};
+  for (const [name, entry] of Object.entries(parsed)) {
+    if (!entry || typeof entry !== 'object' || !('value' in entry)) throw new OpsError(`terraform output -json of stack ${stack}: output ${name} has no "value"`);
+    values[name] = entry.value;
+  }
+  return values;
+}
+
+/**
+ * Each stack's outputs, keyed by stack, for the stacks that declare one of `names` (in stack
+ * order). allowFail: a stack whose init or output fails is left out instead of throwing.
+ */
+export async function readStackOutputs(gcp, names, { allowFail = false } = {}) {
+  const byStack = await outputStacks();
+  const stacks = Object.keys(byStack).filter((s) => byStack[s].some((n) => names.includes(n)));
+  const merged = {};
+  for (const stack of stacks) {
+    const r = await gcp.terraform(stack, ['output', '-json'], { allowFail });
+    if (gcp.dryRun || r.exitCode !== 0) continue;
+    try {
+      merged[stack] = parseTerraformOutputs(stack, r.stdout);
+    } catch (e) {
+      if (!allowFail) throw e;
+    }
+  }
+  return merged;
+}
+
+/** Reads the stacks' outputs through the wrapper and returns the `required` ones, checked. */
+export async function readOutputs(gcp, required) {
+  const byStack = await readStackOutputs(gcp, required);
+  if (gcp.dryRun) return placeholderOutputs(required);
+  const { values, problems } = flattenOutputs(byStack);
+  if (problems.length) throw new OpsError(`stack outputs disagree: ${problems.join('; ')}`);
+  return pickOutputs(values, required);
 }

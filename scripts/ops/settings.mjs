@@ -1,6 +1,6 @@
 // The one resolution of project, region, zone, state bucket and environment for every ops
-// script: the same loader (stacks/config/load.ts) and the same env that `cdktf` itself runs the
-// stacks with, so a script never acts on a different project than the plan it runs.
+// script: the same loader (stacks/config/load.ts) and the same env that the synth (stacks/main.ts)
+// runs the stacks with, so a script never acts on a different project than the plan it applies.
 import { OpsError } from './gcp.mjs';
 
 /**
@@ -33,9 +33,18 @@ export async function resolveDeployment(env = process.env) {
   });
 }
 
-/** The stacks `gcp:deploy` applies, in order (the load-test VM only when loadtest.enabled). */
+/**
+ * The stacks `gcp:deploy` applies, in order (the load-test VM only when loadtest.enabled); the
+ * `state` stack, when there is a bucket, goes before all of them. Terraform has no cross-stack
+ * order: this list is it (mirrors the dependencies declared in stacks/app.ts).
+ */
 export function deployStacks({ loadtestEnabled }) {
   return ['bootstrap', 'network', 'backend', 'ws', ...(loadtestEnabled ? ['loadtest'] : [])];
+}
+
+/** Every stack the synth writes for this deployment, in apply order (infra:diff's default). */
+export function allStacks({ stateBucket }) {
+  return [...(stateBucket ? ['state'] : []), 'bootstrap', 'network', 'backend', 'ws', 'loadtest'];
 }
 
 /** `a.b.c.d/n` -> `first-last` for the load generator's --source-ips. */

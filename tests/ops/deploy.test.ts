@@ -1,11 +1,11 @@
-// gcp:deploy against fake gcloud/cdktf; the WS VM's /health is a real local server's body (the
+// gcp:deploy against fake gcloud/terraform (the synth is real); the WS VM's /health is a real local server's body (the
 // fake SSH probe answers with it, carrying the version the deploy just uploaded), and its public
 // /health is that real server, fetched from here.
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type RunningServer } from '../support/server.js';
-import { ROOT, createFakes, preflightRules, runScript, stackOutputs, summary, type Call, type Fakes, type Rule } from './support/fakes.js';
+import { ROOT, createFakes, inStack, outputRules, preflightRules, runScript, stackOf, stackOutputs, summary, type Call, type Fakes, type Rule } from './support/fakes.js';
 
 const DEPLOY = 'scripts/ops/deploy.mjs';
 const HEALTH_PROBE = '^compute ssh odin-ws .*127\\.0\\.0\\.1:3004/health';
@@ -14,8 +14,8 @@ const UPLOADED = 'dist/releases/([\\w.-]+) ';
 function happyRules(server: RunningServer, body: Record<string, unknown>, { version = '{{1}}' } = {}): Rule[] {
   return [
     ...preflightRules(),
-    { tool: 'cdktf', match: '^deploy', stdout: 'Apply complete!\n' },
-    { tool: 'cdktf', match: '^output', outputs: stackOutputs({ healthUrl: server.healthUrl }) },
+    { tool: 'terraform', match: inStack('[\\w-]+', 'apply'), stdout: 'Apply complete!\n' },
+    ...outputRules(stackOutputs({ healthUrl: server.healthUrl })),
     { tool: 'gcloud', match: HEALTH_PROBE, fromCall: UPLOADED, stdout: `${JSON.stringify({ ...body, version })}\n@@http 200\n` },
     { tool: 'gcloud', match: '^compute ssh [\\s\\S]*converge', stdout: 'converge: config up to date\n' },
     { tool: 'gcloud', match: '^compute (ssh|scp)', stdout: 'active\n' },
@@ -25,8 +25,10 @@ function happyRules(server: RunningServer, body: Record<string, unknown>, { vers
 const RELEASES = path.join(ROOT, 'dist', 'releases');
 const listReleases = () => (fs.existsSync(RELEASES) ? fs.readdirSync(RELEASES) : []);
 const commandOf = (c: Call) => c.argv[c.argv.indexOf('--command') + 1];
-const creates = (calls: Call[]) =>
-  calls.filter((c) => (c.tool === 'cdktf' && c.argv[0] === 'deploy') || (c.tool === 'gcloud' && (/^(secrets versions add|compute (ssh|scp))/.test(c.argv.join(' ')))));
+const isApply = (c: Call) => c.tool === 'terraform' && c.argv[1] === 'apply';
+/** The stacks applied, in order. */
+const applied = (calls: Call[]) => calls.filter(isApply).map(stackOf);
+const creates = (calls: Call[]) => calls.filter((c) => isApply(c) || (c.tool === 'gcloud' && (/^(secrets versions add|compute (ssh|scp))/.test(c.argv.join(' ')))));
 
 describe('gcp:deploy', () => {
   let server: RunningServer;
@@ -52,7 +54,7 @@ describe('gcp:deploy', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/== cost estimate\nEstimated cost, /);
     const calls = fakes.calls();
-    expect(summary(calls, 4).map((c) => c.replace(/ \/\S+\/outputs\.json$/, ' <file>'))).toEqual([
+    expect(summary(calls, 4)).toEqual([
       'gcloud auth list --filter=status:ACTIVE --format=value(account)',
       'gcloud auth application-default print-access-token',
       'gcloud projects describe odin-test --format=value(projectId)',
@@ -60,9 +62,20 @@ describe('gcp:deploy', () => {
       'gcloud services list --enabled --project',
       'gcloud compute regions describe us-central1',
       'gcloud projects get-iam-policy odin-test --format=json',
-      'cdktf deploy bootstrap --auto-approve',
-      'cdktf deploy network backend ws',
-      'cdktf output * --outputs-file <file>',
+      // Per stack, in the deploy order: init (a fresh directory), then apply.
+      'terraform bootstrap init -input=false',
+      'terraform bootstrap apply -input=false -auto-approve',
+      'terraform network init -input=false',
+      'terraform network apply -input=false -auto-approve',
+      'terraform backend init -input=false',
+      'terraform backend apply -input=false -auto-approve',
+      'terraform ws init -input=false',
+      'terraform ws apply -input=false -auto-approve',
+      // The outputs of the stacks that declare the names deploy needs, merged.
+      'terraform bootstrap output -json',
+      'terraform network output -json',
+      'terraform backend output -json',
+      'terraform ws output -json',
       'gcloud compute ssh odin-backend --zone',
       'gcloud compute scp --recurse --zone',
       'gcloud compute ssh odin-backend --zone',
@@ -72,31 +85,33 @@ describe('gcp:deploy', () => {
       'gcloud compute ssh odin-ws --zone',
     ]);
     // The load-test VM is off by default (loadtest.enabled): not deployed, not touched.
-    expect(calls.filter((c) => c.tool === 'cdktf' && c.argv[0] === 'deploy').map((c) => c.argv)).toEqual([
-      ['deploy', 'bootstrap', '--auto-approve'],
-      ['deploy', 'network', 'backend', 'ws', '--auto-approve'],
-    ]);
-    expect(calls.some((c) => c.argv.join(' ').includes('odin-loadtest'))).toBe(false);
+    expect(calls.some((c) => c.argv.join(' ').includes('odin-loadtest') || stackOf(c) === 'loadtest')).toBe(false);
+    // Terraform ran in the directories the real synth wrote, with the project of this run.
+    const outdir = fakes.env.CDKTF_OUTDIR!;
+    expect(calls.filter((c) => c.tool === 'terraform').every((c) => c.argv[0].startsWith(`-chdir=${outdir}/stacks/`))).toBe(true);
+    const ws = JSON.parse(fs.readFileSync(path.join(outdir, 'stacks', 'ws', 'cdk.tf.json'), 'utf8'));
+    expect(ws.provider.google[0].project).toBe('odin-test');
+    expect(JSON.parse(fs.readFileSync(path.join(outdir, 'manifest.json'), 'utf8')).stacks.ws.workingDirectory).toBe('stacks/ws');
     // Every call sees the one resolved project; every VM call goes through IAP.
     for (const c of calls) expect(c.env.GCP_PROJECT).toBe('odin-test');
     for (const c of calls.filter((x) => x.argv[0] === 'compute' && x.argv[1] !== 'regions')) {
       expect(c.argv).toEqual(expect.arrayContaining(['--tunnel-through-iap', '--zone', 'us-central1-a', '--project', 'odin-test']));
     }
     // Per VM: converge (re-run a changed startup script) before the restart.
-    const ws = calls.filter((c) => c.argv[2] === 'odin-ws');
-    expect(commandOf(ws[0])).toContain('sudo google_metadata_script_runner startup');
-    expect(commandOf(ws[0])).toContain('/var/lib/odin/startup-applied.sha256');
+    const wsCalls = calls.filter((c) => c.argv[2] === 'odin-ws');
+    expect(commandOf(wsCalls[0])).toContain('sudo google_metadata_script_runner startup');
+    expect(commandOf(wsCalls[0])).toContain('/var/lib/odin/startup-applied.sha256');
     // ...leaving odin-ws's restart to the release step: one restart per deploy.
-    expect(commandOf(ws[0])).toContain('echo odin-ws.service | sudo tee /run/odin/deferred-restarts');
-    expect(commandOf(ws[1])).toContain('sudo rm -f /run/odin/deferred-restarts');
+    expect(commandOf(wsCalls[0])).toContain('echo odin-ws.service | sudo tee /run/odin/deferred-restarts');
+    expect(commandOf(wsCalls[1])).toContain('sudo rm -f /run/odin/deferred-restarts');
     const rel = calls.find((c) => c.argv[1] === 'scp')!.argv.find((a) => a.startsWith('dist/releases/'))!;
     const version = path.basename(rel);
-    expect(commandOf(ws[1])).toContain(`/opt/odin/releases/${version} /opt/odin/current.next`);
-    expect(commandOf(ws[1]).indexOf('systemctl restart odin-ws')).toBeGreaterThan(commandOf(ws[1]).indexOf('current.next'));
+    expect(commandOf(wsCalls[1])).toContain(`/opt/odin/releases/${version} /opt/odin/current.next`);
+    expect(commandOf(wsCalls[1]).indexOf('systemctl restart odin-ws')).toBeGreaterThan(commandOf(wsCalls[1]).indexOf('current.next'));
     // The wait for the unit tolerates `activating`.
-    expect(commandOf(ws[1])).toContain('[ "$state" = activating ]');
+    expect(commandOf(wsCalls[1])).toContain('[ "$state" = activating ]');
     // Health: the detailed body read on the VM from loopback.
-    expect(commandOf(ws[2])).toBe("curl -sS -m 5 -w '\\n@@http %{http_code}\\n' http://127.0.0.1:3004/health");
+    expect(commandOf(wsCalls[2])).toBe("curl -sS -m 5 -w '\\n@@http %{http_code}\\n' http://127.0.0.1:3004/health");
     const manifest = JSON.parse(fs.readFileSync(path.join(ROOT, rel, 'release.json'), 'utf8'));
     expect(manifest.version).toBe(version);
     for (const s of body.shards as Array<{ id: number; pid: number }>) expect(r.stdout).toMatch(new RegExp(`^${s.id}\\s+${s.pid}\\s+yes\\s`, 'm'));
@@ -121,7 +136,7 @@ describe('gcp:deploy', () => {
       const r = await runScript(DEPLOY, ['--health-timeout', '30'], { ...fakes.env, ODIN_ENV: 'deploytest' });
       expect(r.code, r.stderr).toBe(0);
       const s = summary(fakes.calls(), 5);
-      expect(s).toContain('cdktf deploy network backend ws loadtest');
+      expect(applied(fakes.calls())).toEqual(['bootstrap', 'network', 'backend', 'ws', 'loadtest']);
       expect(s.filter((c) => c.includes('odin-loadtest'))).toHaveLength(2); // converge, install
     } finally {
       fs.rmSync(file, { force: true });
@@ -145,21 +160,34 @@ describe('gcp:deploy', () => {
     expect(s.filter((c) => c.startsWith('secrets versions disable'))).toHaveLength(1);
     expect(r.stdout + r.stderr).not.toContain('k'.repeat(40));
     // Added after the bootstrap stack created the secret, before the VMs boot and read it.
-    expect(s.indexOf(s.find((c) => c.startsWith('secrets versions add'))!)).toBeGreaterThan(s.indexOf('deploy bootstrap --auto-approve'));
-    expect(s.indexOf(s.find((c) => c.startsWith('secrets versions add'))!)).toBeLessThan(s.findIndex((c) => c.startsWith('deploy network')));
+    const added = s.findIndex((c) => c.startsWith('secrets versions add'));
+    expect(added).toBeGreaterThan(fakes.calls().findIndex((c) => isApply(c) && stackOf(c) === 'bootstrap'));
+    expect(added).toBeLessThan(fakes.calls().findIndex((c) => c.tool === 'terraform' && stackOf(c) === 'network'));
   });
 
   it('with a state bucket: the state stack first, unless the bucket already exists without this checkout holding its state', async () => {
     fakes = createFakes({ rules: [{ tool: 'gcloud', match: '^storage buckets describe', exit: 1, stderr: 'NotFoundException: 404' }, ...happyRules(server, body)] });
     let r = await runScript(DEPLOY, ['--health-timeout', '30'], { ...fakes.env, TF_STATE_BUCKET: 'odin-tf-state-x' });
     expect(r.code, r.stderr).toBe(0);
-    expect(fakes.calls().filter((c) => c.tool === 'cdktf' && c.argv[0] === 'deploy').map((c) => c.argv[1])).toEqual(['state', 'bootstrap', 'network']);
+    expect(applied(fakes.calls())).toEqual(['state', 'bootstrap', 'network', 'backend', 'ws']);
+    // The state stack's backend is local, every other one the bucket (from the real synth).
+    const json = (stack: string) => JSON.parse(fs.readFileSync(path.join(fakes.env.CDKTF_OUTDIR!, 'stacks', stack, 'cdk.tf.json'), 'utf8'));
+    expect(Object.keys(json('state').terraform.backend)).toEqual(['local']);
+    expect(json('network').terraform.backend.gcs).toMatchObject({ bucket: 'odin-tf-state-x', prefix: 'odin-ws/dev/network' });
     fakes.cleanup();
     fakes = createFakes({ rules: [{ tool: 'gcloud', match: '^storage buckets describe', stdout: 'odin-tf-state-x\n' }, ...happyRules(server, body)] });
     r = await runScript(DEPLOY, ['--health-timeout', '30'], { ...fakes.env, TF_STATE_BUCKET: 'odin-tf-state-x' });
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain('state bucket gs://odin-tf-state-x exists (created from another checkout');
-    expect(fakes.calls().filter((c) => c.tool === 'cdktf' && c.argv[0] === 'deploy').map((c) => c.argv[1])).toEqual(['bootstrap', 'network']);
+    expect(applied(fakes.calls())).toEqual(['bootstrap', 'network', 'backend', 'ws']);
+    fakes.cleanup();
+    // This checkout holds the state stack's local state (beside the outdir, where the synthesized
+    // backend puts it): it manages the bucket, so the state stack is applied.
+    fakes = createFakes({ rules: [{ tool: 'gcloud', match: '^storage buckets describe', stdout: 'odin-tf-state-x\n' }, ...happyRules(server, body)] });
+    fs.writeFileSync(path.join(path.dirname(fakes.env.CDKTF_OUTDIR!), 'terraform.dev.state.tfstate'), '{}');
+    r = await runScript(DEPLOY, ['--health-timeout', '30'], { ...fakes.env, TF_STATE_BUCKET: 'odin-tf-state-x' });
+    expect(r.code, r.stderr).toBe(0);
+    expect(applied(fakes.calls())[0]).toBe('state');
   });
 
   it('refuses a short auth secret before creating anything, without printing it', async () => {
@@ -173,13 +201,22 @@ describe('gcp:deploy', () => {
     expect(fakes.calls().some((c) => c.argv.join(' ').startsWith('secrets versions add'))).toBe(false);
   });
 
-  it('stops at a failing cdktf deploy and shows its stderr; nothing is uploaded', async () => {
-    fakes = createFakes({ rules: [{ tool: 'cdktf', match: '^deploy network', exit: 1, stderr: 'Error: googleapi: Error 400: bad\n' }, ...happyRules(server, body)] });
+  it('stops at a failing terraform apply and shows its stderr; later stacks are not applied, nothing is uploaded', async () => {
+    fakes = createFakes({ rules: [{ tool: 'terraform', match: inStack('network', 'apply'), exit: 1, stderr: 'Error: googleapi: Error 400: bad\n' }, ...happyRules(server, body)] });
     const r = await runScript(DEPLOY, [], fakes.env);
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain('failed (exit 1): cdktf deploy network');
+    expect(r.stderr).toMatch(/failed \(exit 1\): terraform -chdir=\S+\/stacks\/network apply -input=false -auto-approve/);
     expect(r.stderr).toContain('Error 400: bad');
+    expect(applied(fakes.calls())).toEqual(['bootstrap', 'network']);
     expect(fakes.calls().some((c) => c.argv[0] === 'compute' && c.argv[1] === 'scp')).toBe(false);
+  });
+
+  it('stops at a failing terraform init (e.g. an unreachable backend) before that stack is applied', async () => {
+    fakes = createFakes({ rules: [{ tool: 'terraform', match: inStack('bootstrap', 'init'), exit: 1, stderr: 'Error: Failed to get existing workspaces\n' }, ...happyRules(server, body)] });
+    const r = await runScript(DEPLOY, [], fakes.env);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('Failed to get existing workspaces');
+    expect(applied(fakes.calls())).toEqual([]);
   });
 
   it('stops at the first VM whose converge or install fails: later VMs are not touched', async () => {
@@ -195,14 +232,14 @@ describe('gcp:deploy', () => {
   it('fails when the public port does not answer although the VM is healthy', async () => {
     const gone = await startServer();
     await gone.stop();
-    fakes = createFakes({ rules: [{ tool: 'cdktf', match: '^output', outputs: stackOutputs({ healthUrl: gone.healthUrl }) }, ...happyRules(server, body)] });
+    fakes = createFakes({ rules: [...outputRules({ bootstrap: stackOutputs({ healthUrl: gone.healthUrl }).bootstrap }), ...happyRules(server, body)] });
     const r = await runScript(DEPLOY, ['--health-timeout', '30'], fakes.env);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(`${gone.healthUrl} from here: unreachable (ECONNREFUSED)`);
   });
 
   it('with no gcloud on PATH exits non-zero with one line naming what to install, running nothing', async () => {
-    fakes = createFakes({ tools: ['terraform', 'cdktf'], isolated: true, rules: happyRules(server, body) });
+    fakes = createFakes({ tools: ['terraform'], isolated: true, rules: happyRules(server, body) });
     const r = await runScript(DEPLOY, [], fakes.env);
     expect(r.code).not.toBe(0);
     const lines = `${r.stdout}${r.stderr}`.trim().split('\n');
@@ -232,7 +269,7 @@ describe('gcp:deploy', () => {
 describe('gcp:deploy preflight', () => {
   let fakes: Fakes;
   afterEach(() => fakes?.cleanup());
-  const outputs: Rule = { tool: 'cdktf', match: '^output', outputs: stackOutputs() };
+  const outputs = outputRules(stackOutputs());
 
   const CASES: Array<[string, Rule[], RegExp]> = [
     ['no active account', [{ tool: 'gcloud', match: '^auth list', stdout: '' }], /^error: gcloud is not authenticated: run `gcloud auth login`$/],
@@ -249,7 +286,7 @@ describe('gcp:deploy preflight', () => {
 
   for (const [name, rules, line] of CASES) {
     it(`${name}: one line with the fix, exit 1, nothing created`, async () => {
-      fakes = createFakes({ rules: [...rules, ...preflightRules(), outputs, { tool: 'cdktf', stdout: 'ok\n' }, { tool: 'gcloud', stdout: 'ok\n' }] });
+      fakes = createFakes({ rules: [...rules, ...preflightRules(), ...outputs, { tool: 'terraform', stdout: 'ok\n' }, { tool: 'gcloud', stdout: 'ok\n' }] });
       const r = await runScript(DEPLOY, [], fakes.env);
       expect(r.code).toBe(1);
       const errors = r.stderr.trim().split('\n').filter((l) => !l.startsWith('error: (roles granted through a group'));
@@ -262,14 +299,14 @@ describe('gcp:deploy preflight', () => {
   }
 
   it('a fresh project without the Compute API: preflight defers the quota check to right after the bootstrap stack enables it', async () => {
-    fakes = createFakes({ rules: [...preflightRules({ apis: ['serviceusage.googleapis.com', 'cloudresourcemanager.googleapis.com'], cpusFree: 2 }), outputs, { tool: 'cdktf', stdout: 'ok\n' }] });
+    fakes = createFakes({ rules: [...preflightRules({ apis: ['serviceusage.googleapis.com', 'cloudresourcemanager.googleapis.com'], cpusFree: 2 }), ...outputs, { tool: 'terraform', stdout: 'ok\n' }] });
     const r = await runScript(DEPLOY, [], fakes.env);
     expect(r.code).toBe(1);
     expect(r.stdout).toContain('APIs to be enabled by the bootstrap stack: compute.googleapis.com');
     expect(r.stderr).toMatch(/^error: regional quota CPUS in us-central1: 2 of 24 vCPUs free/m);
     const s = summary(fakes.calls(), 3);
-    expect(s.findIndex((c) => c.startsWith('cdktf deploy bootstrap'))).toBeGreaterThan(-1);
-    expect(s.findIndex((c) => c.startsWith('cdktf deploy bootstrap'))).toBeLessThan(s.findIndex((c) => c.startsWith('gcloud compute regions')));
-    expect(s.some((c) => c.startsWith('cdktf deploy network'))).toBe(false);
+    expect(s.indexOf('terraform bootstrap apply -input=false -auto-approve')).toBeGreaterThan(-1);
+    expect(s.indexOf('terraform bootstrap apply -input=false -auto-approve')).toBeLessThan(s.findIndex((c) => c.startsWith('gcloud compute regions')));
+    expect(applied(fakes.calls())).toEqual(['bootstrap']);
   });
 });

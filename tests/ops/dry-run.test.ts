@@ -10,17 +10,17 @@ const CASES: Array<{ script: string; args: string[]; expect: RegExp[] }> = [
     args: [],
     // Every step of a first deploy, in order: preflight, bootstrap, infra, converge, release, health.
     expect: [
-      /^== preflight[^]*^\[dry-run\] gcloud auth list[^]*^\[dry-run\] gcloud projects get-iam-policy odin-test[^]*^== build\n\[dry-run\] node scripts\/build\.mjs$[^]*^== bootstrap[^]*^\[dry-run\] cdktf deploy bootstrap --auto-approve$[^]*^== infrastructure[^]*^\[dry-run\] cdktf deploy network backend ws --auto-approve$[^]*^== converge ws[^]*google_metadata_script_runner startup[^]*^== release ws[^]*'<ws_instance>:\/tmp\/'$[^]*systemctl restart odin-ws[^]*^== health[^]*127\.0\.0\.1:3004\/health[^]*^\[dry-run\] poll until healthy on [\w-]+ .*then GET <health_url>$/m,
+      /^== preflight[^]*^\[dry-run\] gcloud auth list[^]*^\[dry-run\] gcloud projects get-iam-policy odin-test[^]*^== build\n\[dry-run\] node scripts\/build\.mjs$[^]*^== synth\n\[dry-run\] node --import tsx stacks\/main\.ts --output \S+$[^]*^== bootstrap[^]*^\[dry-run\] terraform -chdir=\S+\/stacks\/bootstrap init -input=false\n\[dry-run\] terraform -chdir=\S+\/stacks\/bootstrap apply -input=false -auto-approve$[^]*^== infrastructure[^]*\/stacks\/network apply -input=false -auto-approve$[^]*\/stacks\/backend apply -input=false -auto-approve$[^]*\/stacks\/ws apply -input=false -auto-approve$[^]*^== converge ws[^]*google_metadata_script_runner startup[^]*^== release ws[^]*'<ws_instance>:\/tmp\/'$[^]*systemctl restart odin-ws[^]*^== health[^]*127\.0\.0\.1:3004\/health[^]*^\[dry-run\] poll until healthy on [\w-]+ .*then GET <health_url>$/m,
     ],
   },
-  { script: 'scripts/ops/health-all.mjs', args: [], expect: [/^\[dry-run\] cdktf output/m, /^\[dry-run\] gcloud compute ssh '<backend_instance>'/m, /^\[dry-run\] GET <health_url>$/m] },
+  { script: 'scripts/ops/health-all.mjs', args: [], expect: [/^\[dry-run\] terraform -chdir=\S+\/stacks\/ws output -json$/m, /^\[dry-run\] gcloud compute ssh '<backend_instance>'/m, /^\[dry-run\] GET <health_url>$/m] },
   { script: 'scripts/ops/logs.mjs', args: ['publisher'], expect: [/^\[dry-run\] gcloud compute ssh '<backend_instance>'.*journalctl.*-u odin-publisher/m] },
-  { script: 'scripts/ops/load-test-capacity.mjs', args: ['--teardown'], expect: [/loadtest\.mjs --url .*ws:\/\/<ws_internal_ip>:3004\/ws.* --target 12000 --hold 60 --source-ips 10\.10\.0\.64-10\.10\.0\.79 --out /, /^\[dry-run\] gcloud compute scp --recurse/m, /^\[dry-run\] cdktf destroy loadtest --auto-approve$/m] },
+  { script: 'scripts/ops/load-test-capacity.mjs', args: ['--teardown'], expect: [/loadtest\.mjs --url .*ws:\/\/<ws_internal_ip>:3004\/ws.* --target 12000 --hold 60 --source-ips 10\.10\.0\.64-10\.10\.0\.79 --out /, /^\[dry-run\] gcloud compute scp --recurse/m, /^\[dry-run\] terraform -chdir=\S+\/stacks\/loadtest destroy -input=false -auto-approve$/m] },
   { script: 'scripts/ops/load-test-logs.mjs', args: [], expect: [/^\[dry-run\] gcloud compute ssh '<loadtest_instance>'/m] },
-  { script: 'scripts/ops/delete.mjs', args: [], expect: [/^\[dry-run\] cdktf list$/m, /^\[dry-run\] gcloud compute instances update odin-dev-ws --no-deletion-protection/m, /^\[dry-run\] cdktf destroy loadtest ws backend network --auto-approve$/m] },
+  { script: 'scripts/ops/delete.mjs', args: [], expect: [/^\[dry-run\] node --import tsx stacks\/main\.ts --output /m, /^\[dry-run\] gcloud compute instances update odin-dev-ws --no-deletion-protection[^]*\/stacks\/loadtest destroy -input=false -auto-approve$[^]*\/stacks\/ws destroy[^]*\/stacks\/backend destroy[^]*\/stacks\/network destroy -input=false -auto-approve$/m] },
   { script: 'scripts/ops/power.mjs', args: ['stop'], expect: [/^\[dry-run\] gcloud compute instances stop odin-dev-ws odin-dev-backend odin-dev-loadtest --zone us-central1-a --project odin-test$/m] },
   { script: 'scripts/ops/tunnel.mjs', args: ['grafana'], expect: [/^\[dry-run\] gcloud compute start-iap-tunnel odin-dev-backend 3010 --local-host-port=localhost:3010/m] },
-  { script: 'scripts/ops/diff.mjs', args: [], expect: [/^\[dry-run\] cdktf list$/m, /^\[dry-run\] cdktf diff/m] },
+  { script: 'scripts/ops/diff.mjs', args: [], expect: [/\/stacks\/bootstrap plan -input=false$[^]*\/stacks\/network plan[^]*\/stacks\/backend plan[^]*\/stacks\/ws plan[^]*\/stacks\/loadtest plan -input=false$/m] },
   { script: 'scripts/local.mjs', args: ['up'], expect: [/^\[dry-run\] npm run --silent kafka:up$/m, /^\[dry-run\] .*node dist\/server\.mjs --lb-addr 127\.0\.0\.1:3004/m] },
 ];
 
@@ -30,7 +30,7 @@ describe('--dry-run', () => {
 
   for (const c of CASES) {
     it(`${c.script} ${c.args.join(' ')} prints its commands and runs none`, async () => {
-      fakes = createFakes({ rules: [{ tool: 'gcloud', exit: 42, stderr: 'must not run\n' }, { tool: 'cdktf', exit: 42 }, { tool: 'terraform', exit: 42 }] });
+      fakes = createFakes({ rules: [{ tool: 'gcloud', exit: 42, stderr: 'must not run\n' }, { tool: 'terraform', exit: 42 }] });
       const releases = path.join(ROOT, 'dist', 'releases');
       const releasesBefore = fs.existsSync(releases) ? fs.readdirSync(releases) : [];
       const localDir = path.join(fakes.dir, 'local');
@@ -38,8 +38,9 @@ describe('--dry-run', () => {
       expect(r.code, r.stderr).toBe(0);
       for (const re of c.expect) expect(r.stdout).toMatch(re);
       expect(fakes.calls()).toEqual([]);
-      // Nothing assembled, nothing started, no command echoed as run.
+      // Nothing assembled or synthesized, nothing started, no command echoed as run.
       expect(fs.existsSync(localDir)).toBe(false);
+      expect(fs.existsSync(fakes.env.CDKTF_OUTDIR!)).toBe(false);
       expect(fs.existsSync(releases) ? fs.readdirSync(releases) : []).toEqual(releasesBefore);
       expect(r.stdout).not.toMatch(/^\$ /m);
     });

@@ -4,7 +4,7 @@
 // comes from the fake gcloud's canned SSH probe output.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type RunningServer } from '../support/server.js';
-import { createFakes, runScript, stackOutputs, type Fakes, type Rule } from './support/fakes.js';
+import { createFakes, outputRules, runScript, stackOutputs, type Fakes, type Rule } from './support/fakes.js';
 
 const SCRIPT = 'scripts/ops/health-all.mjs';
 const PUBLISHER = JSON.stringify({ rate: 200, sent: 12345, errors: 0, broker: { connected: true }, uptime_s: 60 });
@@ -12,7 +12,7 @@ const PUBLISHER = JSON.stringify({ rate: 200, sent: 12345, errors: 0, broker: { 
 let detail = '';
 function rules(healthUrl: string, { units = 'active\nactive\nactive\nactive\nactive', kafka = 'open', grafana = '200' } = {}): Rule[] {
   return [
-    { tool: 'cdktf', match: '^output', outputs: stackOutputs({ healthUrl }) },
+    ...outputRules(stackOutputs({ healthUrl })),
     { tool: 'gcloud', match: '^compute ssh odin-ws ', stdout: `@@health\n${detail}\n@@http 200\n@@units\nactive\n@@kafka\n${kafka}\n` },
     { tool: 'gcloud', match: '^compute ssh odin-backend ', stdout: `@@units\n${units}\n@@publisher\n${PUBLISHER}\n@@grafana\n${grafana}\n@@console\n200\n` },
   ];

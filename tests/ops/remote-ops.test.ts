@@ -1,8 +1,8 @@
-// gcp:logs, gcp:load-test:capacity and gcp:load-test:logs against fake gcloud/cdktf.
+// gcp:logs, gcp:load-test:capacity and gcp:load-test:logs against fake gcloud/terraform (real synth).
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { ROOT, createFakes, runScript, stackOutputs, type Fakes, type Rule } from './support/fakes.js';
+import { ROOT, createFakes, inStack, outputRules, runScript, stackOutputs, summary, type Fakes, type Rule } from './support/fakes.js';
 
 // Releases a brought-up load-test VM was shipped (dist/ is build output; keep anyone else's).
 const RELEASES = path.join(ROOT, 'dist', 'releases');
@@ -12,7 +12,7 @@ afterAll(() => {
   for (const v of listReleases().filter((r) => !releasesBefore.includes(r))) fs.rmSync(path.join(RELEASES, v), { recursive: true, force: true });
 });
 
-const OUTPUTS: Rule = { tool: 'cdktf', match: '^output', outputs: stackOutputs() };
+const OUTPUTS: Rule[] = outputRules(stackOutputs());
 const commandOf = (argv: string[]) => argv[argv.indexOf('--command') + 1];
 
 describe('gcp:logs', () => {
@@ -20,7 +20,7 @@ describe('gcp:logs', () => {
   afterEach(() => fakes?.cleanup());
 
   it('reads each named service journal from its VM', async () => {
-    fakes = createFakes({ rules: [OUTPUTS, { tool: 'gcloud', match: '^compute ssh', stdout: 'Nov 28 07:00:00 odin-ws node[1]: {"msg":"listening"}\n' }] });
+    fakes = createFakes({ rules: [...OUTPUTS, { tool: 'gcloud', match: '^compute ssh', stdout: 'Nov 28 07:00:00 odin-ws node[1]: {"msg":"listening"}\n' }] });
     const r = await runScript('scripts/ops/logs.mjs', ['ws', 'publisher', '--lines', '50', '--since', '10 min ago'], fakes.env);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain('{"msg":"listening"}');
@@ -31,7 +31,7 @@ describe('gcp:logs', () => {
   });
 
   it('rejects an unknown target, --follow of several targets and a --since that is not a time (exit 2, nothing run)', async () => {
-    fakes = createFakes({ rules: [OUTPUTS] });
+    fakes = createFakes({ rules: OUTPUTS });
     for (const args of [['grafana'], ['--follow'], ['ws', '--since', "x'; rm -rf /"]]) {
       const r = await runScript('scripts/ops/logs.mjs', args, fakes.env);
       expect(r.code, args.join(' ')).toBe(2);
@@ -55,7 +55,7 @@ describe('gcp:load-test:capacity', () => {
   it('runs the load generator on the load-test VM against the WS internal IP and fetches the report into --out', async () => {
     fakes = createFakes({
       rules: [
-        OUTPUTS,
+        ...OUTPUTS,
         { tool: 'gcloud', match: '^compute ssh odin-loadtest ', stdout: `ramping 300\nloadtest completed: target 300 reached\n${JSON.stringify(result)}\n` },
         { tool: 'gcloud', match: '^compute scp .*odin-loadtest:/var/tmp/odin-loadtest/\\d{8}T\\d{6}Z ', files: fetched },
       ],
@@ -78,16 +78,16 @@ describe('gcp:load-test:capacity', () => {
     expect(fs.readdirSync(out)).toEqual(['20261128T080000Z']);
     expect(r.stdout).toContain(`report: ${path.join(report, 'report.html')}`);
     // It was deployed: not brought up, not torn down.
-    expect(fakes.calls().some((c) => c.tool === 'cdktf' && c.argv[0] !== 'output')).toBe(false);
+    expect(fakes.calls().some((c) => c.tool === 'terraform' && !['init', 'output'].includes(c.argv[1]))).toBe(false);
   });
 
   it('brings the load-test VM up when it is not deployed, and --teardown destroys it after the report is fetched', async () => {
-    const noLoadtest = { ...stackOutputs(), loadtest: {} };
     fakes = createFakes({
       rules: [
-        { tool: 'cdktf', match: '^output', outputs: noLoadtest, times: 1 },
-        OUTPUTS,
-        { tool: 'cdktf', match: '^(deploy|destroy) loadtest', stdout: 'ok\n' },
+        // Never applied: terraform prints no outputs for it, until the apply below.
+        ...outputRules({ loadtest: {} }, { times: 1 }),
+        ...OUTPUTS,
+        { tool: 'terraform', match: inStack('loadtest', '(apply|destroy)'), stdout: 'ok\n' },
         { tool: 'gcloud', match: '^compute ssh odin-loadtest [\\s\\S]*loadtest\\.mjs --url', stdout: `${JSON.stringify(result)}\n` },
         { tool: 'gcloud', match: '^compute scp .*odin-loadtest:/var/tmp/odin-loadtest/', files: fetched },
         { tool: 'gcloud', match: '^compute (ssh|scp)', stdout: 'ok\n' },
@@ -96,21 +96,21 @@ describe('gcp:load-test:capacity', () => {
     const out = path.join(fakes.dir, 'reports');
     const r = await runScript('scripts/ops/load-test-capacity.mjs', ['--target', '300', '--hold', '5', '--out', out, '--teardown'], fakes.env);
     expect(r.code, r.stderr).toBe(0);
-    const s = fakes.calls().map((c) => `${c.tool} ${c.argv.slice(0, 3).join(' ')}`);
+    const s = summary(fakes.calls(), 3);
     const at = (re: RegExp) => s.findIndex((c) => re.test(c));
-    expect(at(/^cdktf deploy loadtest/)).toBeGreaterThan(-1);
+    expect(at(/^terraform loadtest apply -input=false -auto-approve/)).toBeGreaterThan(at(/^terraform loadtest output -json/));
     // Up, then converge and the release shipped to it, then the run, the fetch, the teardown.
-    expect(at(/^cdktf deploy loadtest/)).toBeLessThan(at(/^gcloud compute scp --recurse/));
+    expect(at(/^terraform loadtest apply/)).toBeLessThan(at(/^gcloud compute scp --recurse/));
     const run = fakes.calls().findIndex((c) => c.tool === 'gcloud' && c.argv.join(' ').includes('loadtest.mjs --url'));
     expect(run).toBeGreaterThan(at(/^gcloud compute scp --recurse/));
-    expect(at(/^cdktf destroy loadtest/)).toBe(s.length - 1);
+    expect(s.at(-1)).toBe('terraform loadtest destroy -input=false -auto-approve');
     expect(fs.readdirSync(out)).toEqual(['20261128T080000Z']);
   });
 
   it('exits with the load generator\'s failure, still fetching what it left', async () => {
     fakes = createFakes({
       rules: [
-        OUTPUTS,
+        ...OUTPUTS,
         { tool: 'gcloud', match: '^compute ssh odin-loadtest ', exit: 1, stdout: 'loadtest: connect ECONNREFUSED 10.10.0.2:3004\n' },
         { tool: 'gcloud', match: '^compute scp ', files: { 'run.log': 'loadtest: connect ECONNREFUSED\n' } },
       ],
@@ -126,7 +126,7 @@ describe('gcp:load-test:capacity', () => {
   });
 
   it('validates --target before running anything', async () => {
-    fakes = createFakes({ rules: [OUTPUTS] });
+    fakes = createFakes({ rules: OUTPUTS });
     const r = await runScript('scripts/ops/load-test-capacity.mjs', ['--target', '12k'], fakes.env);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('--target="12k": must be a whole number');
@@ -139,7 +139,7 @@ describe('gcp:load-test:logs', () => {
   afterEach(() => fakes?.cleanup());
 
   it('tails the chosen run log on the load-test VM', async () => {
-    fakes = createFakes({ rules: [OUTPUTS, { tool: 'gcloud', match: '^compute ssh odin-loadtest ', stdout: '== /var/tmp/odin-loadtest/20261128T080000Z/run.log\nramping\n' }] });
+    fakes = createFakes({ rules: [...OUTPUTS, { tool: 'gcloud', match: '^compute ssh odin-loadtest ', stdout: '== /var/tmp/odin-loadtest/20261128T080000Z/run.log\nramping\n' }] });
     const r = await runScript('scripts/ops/load-test-logs.mjs', ['--run', '20261128T080000Z', '--lines', '20'], fakes.env);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain('ramping');
@@ -149,7 +149,7 @@ describe('gcp:load-test:logs', () => {
   });
 
   it('rejects a run id that is not one (exit 2)', async () => {
-    fakes = createFakes({ rules: [OUTPUTS] });
+    fakes = createFakes({ rules: OUTPUTS });
     const r = await runScript('scripts/ops/load-test-logs.mjs', ['--run', '../../etc'], fakes.env);
     expect(r.code).toBe(2);
     expect(fakes.calls()).toEqual([]);

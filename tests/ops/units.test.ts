@@ -8,19 +8,18 @@ import { ROOT, stackOutputs } from './support/fakes.js';
 
 // The scripts are plain .mjs without declaration files: load them untyped.
 const load = (rel: string) => import(pathToFileURL(path.join(ROOT, rel)).href);
-const { shellQuote } = await load('scripts/ops/gcp.mjs');
+const { shellQuote, resolveOutdir } = await load('scripts/ops/gcp.mjs');
 const { evaluateWsHealth, formatTable } = await load('scripts/ops/health.mjs');
 const { backendChecks, parseSections } = await load('scripts/ops/health-all.mjs');
 const { parseResult, settleFetchedReports } = await load('scripts/ops/load-test-capacity.mjs');
-const { parseStackList } = await load('scripts/ops/delete.mjs');
-const { flattenOutputs, pickOutputs } = await load('scripts/ops/outputs.mjs');
+const { flattenOutputs, parseTerraformOutputs, pickOutputs } = await load('scripts/ops/outputs.mjs');
 const { installScript, releaseVersion } = await load('scripts/ops/release.mjs');
 const { costEstimate } = await load('scripts/ops/deploy.mjs');
 const { parseBrokers } = await load('scripts/local.mjs');
 
 describe('stack outputs', () => {
   it('flattens every stack (nested constructs too) into one object and checks the names asked for', () => {
-    const nested = { ...stackOutputs(), ws: { frontend: { ws_url: 'ws://1.2.3.4:3004/ws', health_url: 'http://1.2.3.4:3004/health' }, ws_instance: 'odin-ws' } };
+    const nested = { ...stackOutputs(), bootstrap: { frontend: { ws_url: 'ws://1.2.3.4:3004/ws', health_url: 'http://1.2.3.4:3004/health' }, ws_external_ip: '1.2.3.4' } };
     const { values, problems } = flattenOutputs(nested);
     expect(problems).toEqual([]);
     expect(pickOutputs(values, ['ws_url', 'zone', 'backend_internal_ip'])).toEqual({ ws_url: 'ws://1.2.3.4:3004/ws', zone: 'us-central1-a', backend_internal_ip: '10.10.0.3' });
@@ -66,8 +65,20 @@ describe('parsers', () => {
     expect(parseResult('{not json\nnothing\n')).toBeNull();
   });
 
-  it('lists stacks from `cdktf list`', () => {
-    expect(parseStackList('Stack name    Path\nnetwork       cdktf.out/stacks/network\nws            cdktf.out/stacks/ws\n')).toEqual(['network', 'ws']);
+  it('reads `terraform output -json` (name -> { value }) and names what is malformed', () => {
+    expect(parseTerraformOutputs('ws', '{"ws_instance":{"sensitive":false,"type":"string","value":"odin-ws"}}\n')).toEqual({ ws_instance: 'odin-ws' });
+    expect(parseTerraformOutputs('loadtest', '{}\n')).toEqual({});
+    expect(() => parseTerraformOutputs('ws', 'Error: no state')).toThrow(/terraform output -json of stack ws is not JSON/);
+    expect(() => parseTerraformOutputs('ws', '[]')).toThrow(/expected an object of outputs/);
+    expect(() => parseTerraformOutputs('ws', '{"ws_instance":"odin-ws"}')).toThrow(/output ws_instance has no "value"/);
+  });
+
+  it('takes CDKTF_OUTDIR relative to the project, defaulting to cdktf.out; refuses / and the project itself', () => {
+    expect(resolveOutdir({}, '/p')).toBe('/p/cdktf.out');
+    expect(resolveOutdir({ CDKTF_OUTDIR: ' ' }, '/p')).toBe('/p/cdktf.out');
+    expect(resolveOutdir({ CDKTF_OUTDIR: 'out' }, '/p')).toBe('/p/out');
+    expect(resolveOutdir({ CDKTF_OUTDIR: '/tmp/x/cdktf.out' }, '/p')).toBe('/tmp/x/cdktf.out');
+    for (const bad of ['/', '.', '/p', 'a\nb']) expect(() => resolveOutdir({ CDKTF_OUTDIR: bad }, '/p'), bad).toThrow(/CDKTF_OUTDIR=/);
   });
 
   it('reads KAFKA_BROKERS from the last line of kafka:up', () => {

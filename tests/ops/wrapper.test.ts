@@ -1,4 +1,5 @@
-// The gcloud/terraform/cdktf wrapper, in process, against the fake executables.
+// The gcloud/terraform wrapper, in process, against the fake executables.
+import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -46,12 +47,40 @@ describe('gcp wrapper', () => {
     expect(fakes.calls()).toHaveLength(3);
   });
 
-  it('in dry-run prints the command, runs nothing and needs no tool on PATH', async () => {
+  it('in dry-run prints the synth, the init and the command, runs nothing and needs no tool on PATH', async () => {
     fakes = createFakes({ tools: [], isolated: true });
     const out = sink();
-    const gcp = createGcp({ dryRun: true, env: fakes.env, out: out.stream, err: out.stream });
-    const r = await gcp.cdktf(['destroy', '*', '--auto-approve']);
+    const gcp = createGcp({ dryRun: true, env: { ...fakes.env, CDKTF_OUTDIR: '' }, out: out.stream, err: out.stream });
+    const r = await gcp.terraform('ws', ['plan', '-target=a b']);
     expect(r).toMatchObject({ exitCode: 0, dryRun: true });
-    expect(out.text()).toBe("[dry-run] cdktf destroy '*' --auto-approve\n");
+    await gcp.terraform('ws', ['apply', '-input=false', '-auto-approve']);
+    expect(out.text()).toBe(
+      [
+        '[dry-run] node --import tsx stacks/main.ts --output cdktf.out',
+        '[dry-run] terraform -chdir=cdktf.out/stacks/ws init -input=false',
+        "[dry-run] terraform -chdir=cdktf.out/stacks/ws plan '-target=a b'",
+        // Synth and init once per run.
+        '[dry-run] terraform -chdir=cdktf.out/stacks/ws apply -input=false -auto-approve',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('synthesizes for real before terraform, inits each stack once, and refuses a stack the synth did not write', async () => {
+    fakes = createFakes({ rules: [{ tool: 'terraform', stdout: 'ok\n' }] });
+    const out = sink();
+    const gcp = createGcp({ env: fakes.env, out: out.stream, err: out.stream });
+    await gcp.terraform('network', ['plan', '-input=false']);
+    await gcp.terraform('network', ['apply', '-input=false', '-auto-approve']);
+    const outdir = fakes.env.CDKTF_OUTDIR!;
+    expect(fakes.calls().map((c) => c.argv.join(' '))).toEqual([
+      `-chdir=${outdir}/stacks/network init -input=false`,
+      `-chdir=${outdir}/stacks/network plan -input=false`,
+      `-chdir=${outdir}/stacks/network apply -input=false -auto-approve`,
+    ]);
+    expect(fs.existsSync(path.join(outdir, 'stacks', 'network', 'cdk.tf.json'))).toBe(true);
+    await expect(gcp.terraform('state', ['plan'])).rejects.toThrow('stack state is not synthesized (the stacks are: ');
+    await expect(gcp.terraform('../etc', ['plan'])).rejects.toThrow('not a stack name: "../etc"');
+    expect(fakes.calls()).toHaveLength(3);
   });
 });

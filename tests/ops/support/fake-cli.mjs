@@ -1,6 +1,6 @@
-// A stand-in for gcloud, terraform and cdktf (run as `node fake-cli.mjs TOOL ARGS...` by a shim
-// on PATH). It appends its argv to calls.jsonl and answers from the first matching rule in
-// rules.json: stdout, stderr, exit code, an --outputs-file to write, files to create.
+// A stand-in for gcloud and terraform (run as `node fake-cli.mjs TOOL ARGS...` by a shim on
+// PATH). It appends its argv to calls.jsonl and answers from the first matching rule in
+// rules.json: stdout, stderr, exit code, files to create.
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -26,10 +26,6 @@ const index = rules.findIndex((r, i) => r.tool === tool && (!r.match || new RegE
 const rule = rules[index];
 if (rule?.times !== undefined) fs.writeFileSync(path.join(dir, `used-${index}`), String(used(index) + 1));
 if (rule) {
-  if (rule.outputs !== undefined) {
-    const i = argv.indexOf('--outputs-file');
-    fs.writeFileSync(argv[i + 1], JSON.stringify(rule.outputs));
-  }
   if (rule.files) {
     // Like scp: the last argument is the local destination.
     const base = argv[argv.length - 1];

@@ -1,5 +1,6 @@
-// Fake gcloud/terraform/cdktf executables on PATH (see fake-cli.mjs) and a runner for the ops
-// scripts as real child processes without a terminal.
+// Fake gcloud/terraform executables on PATH (see fake-cli.mjs) and a runner for the ops scripts
+// as real child processes without a terminal. The synth the scripts run is the real one (offline),
+// into a cdktf.out of the fakes' own directory (CDKTF_OUTDIR), so runs never share one.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -8,7 +9,7 @@ import path from 'node:path';
 export const ROOT = path.resolve(import.meta.dirname, '../../..');
 const FAKE_CLI = path.join(import.meta.dirname, 'fake-cli.mjs');
 
-export type Tool = 'gcloud' | 'terraform' | 'cdktf';
+export type Tool = 'gcloud' | 'terraform';
 export interface Rule {
   tool: Tool;
   /** Regex tested against the argv joined by spaces; absent matches every call of the tool. */
@@ -16,8 +17,6 @@ export interface Rule {
   stdout?: string;
   stderr?: string;
   exit?: number;
-  /** Written as JSON to the path after --outputs-file. */
-  outputs?: unknown;
   /** Created under the last argument (a local scp destination). */
   files?: Record<string, string>;
   /** Answer only the first N matching calls, then let later rules answer. */
@@ -43,7 +42,7 @@ export interface Fakes {
  * tools: which fakes exist. isolated: PATH holds only the fakes and the few system programs the
  * scripts use (so a real gcloud/terraform elsewhere on PATH cannot be found).
  */
-export function createFakes({ rules = [], tools = ['gcloud', 'terraform', 'cdktf'], isolated = false }: { rules?: Rule[]; tools?: Tool[]; isolated?: boolean } = {}): Fakes {
+export function createFakes({ rules = [], tools = ['gcloud', 'terraform'], isolated = false }: { rules?: Rule[]; tools?: Tool[]; isolated?: boolean } = {}): Fakes {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'odin-ops-fakes-'));
   const bin = path.join(dir, 'bin');
   fs.mkdirSync(bin);
@@ -64,7 +63,7 @@ export function createFakes({ rules = [], tools = ['gcloud', 'terraform', 'cdktf
     dir,
     // One project for the whole run, as an operator's shell would have it (the stacks and the
     // scripts resolve it the same way); no config override from the developer's own shell.
-    env: { ...process.env, PATH: pathVar, FAKE_CLI_DIR: dir, ODIN_ENV: '', GCP_PROJECT: 'odin-test', GOOGLE_CLOUD_PROJECT: '', GCP_REGION: '', GCP_ZONE: '', WS_SHARDS: '', TF_STATE_BUCKET: '' },
+    env: { ...process.env, PATH: pathVar, FAKE_CLI_DIR: dir, ODIN_ENV: '', GCP_PROJECT: 'odin-test', GOOGLE_CLOUD_PROJECT: '', GCP_REGION: '', GCP_ZONE: '', WS_SHARDS: '', TF_STATE_BUCKET: '', CDKTF_OUTDIR: path.join(dir, 'cdktf.out') },
     calls() {
       const file = path.join(dir, 'calls.jsonl');
       if (!fs.existsSync(file)) return [];
@@ -81,8 +80,31 @@ export function createFakes({ rules = [], tools = ['gcloud', 'terraform', 'cdktf
   return fakes;
 }
 
-/** `tool argv...` of each call, for order assertions. */
-export const summary = (calls: Call[], words = 3) => calls.map((c) => [c.tool, ...c.argv.slice(0, words)].join(' '));
+/** The stack a terraform call runs in (its -chdir=<outdir>/stacks/<stack>), else undefined. */
+export const stackOf = (c: Call) => /^-chdir=.*\/stacks\/([\w-]+)$/.exec(c.argv[0] ?? '')?.[1];
+
+/**
+ * `tool argv...` of each call, for order assertions; a terraform call's -chdir shows as its stack
+ * (`terraform ws apply -input=false -auto-approve`).
+ */
+export const summary = (calls: Call[], words = 3) =>
+  calls.map((c) => {
+    const stack = c.tool === 'terraform' ? stackOf(c) : undefined;
+    return [c.tool, ...(stack ? [stack, ...c.argv.slice(1, words + 1)] : c.argv.slice(0, words))].join(' ');
+  });
+
+/** A rule matching terraform calls in one stack's directory: `stack` (regex part) and the argv after -chdir. */
+export const inStack = (stack: string, rest = '') => `^-chdir=\\S*/stacks/${stack} ${rest}`;
+
+/** Fake `terraform output -json` answers, one per stack, from `{ stack: { name: value } }`. */
+export function outputRules(byStack: Record<string, Record<string, string>>, extra: Partial<Rule> = {}): Rule[] {
+  return Object.entries(byStack).map(([stack, values]) => ({
+    tool: 'terraform' as const,
+    match: inStack(stack, 'output -json$'),
+    stdout: `${JSON.stringify(Object.fromEntries(Object.entries(values).map(([k, value]) => [k, { sensitive: false, type: 'string', value }])))}\n`,
+    ...extra,
+  }));
+}
 
 export interface RunResult {
   code: number | null;
@@ -109,9 +131,10 @@ export function runScript(script: string, args: string[], env: NodeJS.ProcessEnv
   });
 }
 
-/** cdktf-shaped outputs (per stack) for a deployment whose WS server answers at healthUrl. */
-export function stackOutputs({ healthUrl = 'http://127.0.0.1:9/health', wsUrl = 'ws://127.0.0.1:9/ws' } = {}) {
+/** Outputs per stack (as stacks/outputs.ts places them) for a deployment whose WS server answers at healthUrl. */
+export function stackOutputs({ healthUrl = 'http://127.0.0.1:9/health', wsUrl = 'ws://127.0.0.1:9/ws' } = {}): Record<string, Record<string, string>> {
   return {
+    bootstrap: { ws_url: wsUrl, health_url: healthUrl, ws_external_ip: '127.0.0.1' },
     network: { zone: 'us-central1-a', project: 'odin-test' },
     backend: {
       backend_internal_ip: '10.10.0.3',
@@ -120,7 +143,7 @@ export function stackOutputs({ healthUrl = 'http://127.0.0.1:9/health', wsUrl = 
       publisher_status_url: 'http://10.10.0.3:3003/status',
       backend_instance: 'odin-backend',
     },
-    ws: { ws_url: wsUrl, health_url: healthUrl, ws_external_ip: '127.0.0.1', ws_internal_ip: '10.10.0.2', ws_instance: 'odin-ws' },
+    ws: { ws_internal_ip: '10.10.0.2', ws_instance: 'odin-ws' },
     loadtest: { loadtest_internal_ip: '10.10.0.4', loadtest_instance: 'odin-loadtest' },
   };
 }
