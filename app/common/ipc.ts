@@ -8,7 +8,7 @@ export const BUS_FD = 4;
 export type ToShard =
   | { t: 'init'; id: number; config: unknown } // first message: the parsed config (never via env)
   | { t: 'listen'; port: number } // bind the public port (0: pick one; the others then join it)
-  | { t: 'grant'; issued: number; relay: number; gen: number; canRelay: boolean; refuse: string | null; draining: boolean }
+  | { t: 'grant'; issued: number; relay: number; gen: number; canRelay: boolean; full: boolean; multi: boolean; refuse: string | null; draining: boolean }
   | { t: 'conn' } // with a handle: a connection another shard relayed (serve it, never relay again)
   | { t: 'interest-ack'; seq: number } // the front applied `interest` batch seq
   | { t: 'metrics-req'; id: number }

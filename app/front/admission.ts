@@ -28,6 +28,10 @@ export interface Grant {
   /** Grant generation: a relay budget is computed again only once the shard reported on the last. */
   readonly gen: number;
   readonly canRelay: boolean; // some other live shard has credits
+  /** The server holds its maximum: a shard out of credits refuses at once instead of relaying. */
+  readonly full: boolean;
+  /** More than one shard is live (a relay can go somewhere). */
+  readonly multi: boolean;
 }
 
 interface Slot {
@@ -138,6 +142,7 @@ export class AdmissionLedger {
         free -= n;
       });
     }
+    const full = this.held >= this.maxConnections;
     const mean = live.length ? live.reduce((a, s) => a + s.open + s.inbound, 0) / live.length : 0;
     const tol = tolerance(mean);
     return this.slots.map((s) => {
@@ -152,7 +157,7 @@ export class AdmissionLedger {
         }
       }
       const others = live.some((o) => o !== s && this.outstanding(o) > o.inbound);
-      return { issued: s.issued, relay: s.relay, gen: s.gen, canRelay: others };
+      return { issued: s.issued, relay: s.relay, gen: s.gen, canRelay: others, full, multi: live.length > 1 };
     });
   }
   /** Where a relayed connection goes: the live shard with the fewest, other than `from`, with a credit. */

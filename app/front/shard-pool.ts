@@ -274,8 +274,8 @@ export class ShardPool implements BusTargets {
     for (const s of this.shards) {
       if (!s.ready) continue;
       const g = grants[s.id];
-      const msg: ToShard = { t: 'grant', issued: g.issued, relay: g.relay, gen: g.gen, canRelay: g.canRelay, refuse: this.flags.refuse, draining: this.flags.draining };
-      const key = `${g.issued}/${g.gen}/${g.canRelay}/${this.flags.refuse}/${this.flags.draining}`;
+      const msg: ToShard = { t: 'grant', issued: g.issued, relay: g.relay, gen: g.gen, canRelay: g.canRelay, full: g.full, multi: g.multi, refuse: this.flags.refuse, draining: this.flags.draining };
+      const key = `${g.issued}/${g.gen}/${g.canRelay}/${g.full}/${g.multi}/${this.flags.refuse}/${this.flags.draining}`;
       if (key === s.lastGrant) continue;
       s.lastGrant = key;
       s.send(msg);

@@ -10,6 +10,8 @@ export class AdmissionGate {
   private relayBudget = 0;
   private gen = 0;
   private canRelay = false;
+  private full = false;
+  private multi = false;
   private refuse: string | null = null;
   draining = false;
   /** Admitted connections still open (handshaking or established). */
@@ -43,6 +45,8 @@ export class AdmissionGate {
       this.relayBudget = g.relay;
     }
     this.canRelay = g.canRelay;
+    this.full = g.full;
+    this.multi = g.multi;
     this.refuse = g.refuse;
     this.draining = this.draining || g.draining;
     this.scheduleReport(); // confirms the grant it now applies (see AdmissionLedger.committed)
@@ -54,12 +58,16 @@ export class AdmissionGate {
 
   /** A new, unread connection: pass it on (balance, or no credit here) or serve it here. */
   shouldRelay(): boolean {
-    if (!this.canRelay || this.draining) return false;
-    if (this.relayBudget > 0) {
+    if (this.draining) return false;
+    if (this.canRelay && this.relayBudget > 0) {
       this.relayBudget--;
       return true;
     }
-    return this.credits <= 0 || this.fdRoom() <= 0;
+    // Out of credits while the server is below its maximum: another shard has them, or will once
+    // the front tops up (it does before it picks a target), so pass the connection on rather
+    // than refuse a client the server has room for. At the maximum, refuse here at once.
+    if (this.credits <= 0) return this.canRelay || (this.multi && !this.full);
+    return this.canRelay && this.fdRoom() <= 0;
   }
 
   /** Why a new upgrade may not be admitted now, or null. Does not spend anything. */

@@ -3,8 +3,7 @@
 // exact whatever shard the kernel picked.
 import WebSocket from 'ws';
 import { describe, expect, it } from 'vitest';
-import { readFileSync } from 'node:fs';
-import { getHealth, startServer, until } from '../support/server.js';
+import { getHealth, listeners, startServer, until } from '../support/server.js';
 
 /** Opens `n` connections, `parallel` at a time; resolves with the open sockets and failures. */
 async function burst(url: string, n: number, parallel: number): Promise<{ open: WebSocket[]; failed: number; statuses: number[] }> {
@@ -30,20 +29,11 @@ async function burst(url: string, n: number, parallel: number): Promise<{ open: 
   return { open, failed, statuses };
 }
 
-function listeners(port: number): number[] {
-  // /proc/net/tcp: local address hex port, state 0A = LISTEN; inode per socket.
-  const hex = port.toString(16).toUpperCase().padStart(4, '0');
-  return readFileSync('/proc/net/tcp', 'utf8')
-    .split('\n')
-    .filter((l) => l.includes(`:${hex} `) && l.trim().split(/\s+/)[3] === '0A')
-    .map((l) => Number(l.trim().split(/\s+/)[9]));
-}
-
 describe('accept path (SO_REUSEPORT)', () => {
   it('every shard listens on the port itself; a burst of 3,000 is spread within 2% of the mean', async () => {
     const srv = await startServer({ env: { WS_SHARDS: '3' } });
     try {
-      expect(listeners(srv.port)).toHaveLength(3);
+      expect(listeners(srv.port)).toBe(3);
       const { open, failed } = await burst(srv.wsUrl, 3000, 100);
       expect(failed).toBe(0);
       const body = await until(async () => {
@@ -95,7 +85,7 @@ describe('accept path (SO_REUSEPORT)', () => {
         const { body } = await getHealth(srv.healthUrl);
         return body.shards[0].up && body.shards[0].pid !== before.shards[0].pid;
       }, 'shard 0 restarted');
-      expect(listeners(srv.port)).toHaveLength(3);
+      expect(listeners(srv.port)).toBe(3);
       const second = await burst(srv.wsUrl, 300, 30);
       expect(second.failed).toBe(0);
       for (const ws of [...first.open, ...second.open]) ws.terminate();
@@ -110,6 +100,6 @@ describe('accept path (SO_REUSEPORT)', () => {
     const codes = open.map((ws) => new Promise<number>((r) => ws.once('close', (code) => r(code))));
     expect(await srv.stop()).toBe(0);
     expect(new Set(await Promise.all(codes))).toEqual(new Set([1001]));
-    expect(listeners(srv.port)).toHaveLength(0);
+    expect(listeners(srv.port)).toBe(0);
   });
 });

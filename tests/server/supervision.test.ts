@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { TestClient, assertNoGaps } from '../support/client.js';
-import { fetchRetry, getHealth, startServer, until, type RunningServer } from '../support/server.js';
+import { alive, fetchRetry, getHealth, listeners, startServer, until, type RunningServer } from '../support/server.js';
 
 const CAP = 4 << 20;
 // What the front may grow by beyond the bus cap while one shard is stopped (heap growth and
@@ -20,19 +20,6 @@ const FEED = {
 };
 const rss = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-const listeners = (port: number) => {
-  const hex = `:${port.toString(16).toUpperCase().padStart(4, '0')} `;
-  return fs.readFileSync('/proc/net/tcp', 'utf8').split('\n').filter((l) => l.includes(hex) && l.trim().split(/\s+/)[3] === '0A').length;
-};
-
 /** Subscribers to every channel that only count what they get: the several MB/s the bus must cap. */
 async function heavy(srv: RunningServer, n: number): Promise<WebSocket[]> {
   const out: WebSocket[] = [];

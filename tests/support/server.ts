@@ -2,6 +2,7 @@
 // `listening` log line.
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
+import { readFileSync } from 'node:fs';
 import readline from 'node:readline';
 
 export const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -111,5 +112,22 @@ export async function until<T>(fn: () => Promise<T | Falsy> | T | Falsy, what: s
     }
     if (Date.now() > end) throw new Error(`timed out waiting for ${what} (last: ${String(last)})`);
     await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+/** Listening TCP sockets on `port` (IPv4, from /proc/net/tcp): one per shard with SO_REUSEPORT. */
+export function listeners(port: number): number {
+  const hex = `:${port.toString(16).toUpperCase().padStart(4, '0')} `;
+  return readFileSync('/proc/net/tcp', 'utf8')
+    .split('\n')
+    .filter((l) => l.includes(hex) && l.trim().split(/\s+/)[3] === '0A').length;
+}
+
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
   }
 }
