@@ -17,14 +17,14 @@ import { startServer, type RunningServer } from '../support/server.js';
  * Metrics of issue 11 that the coordinator adds in app/front and app/shard. A name stays here
  * until a real server exports it; the test then finds it in /metrics as well.
  */
-const PENDING_SERVER_METRICS: ReadonlyArray<{ name: string; type: 'gauge' | 'counter' | 'histogram' }> = [
-  { name: 'odin_ws_shard_up', type: 'gauge' }, // {shard} 1 up, 0 down
-  { name: 'odin_ws_shard_restarts_total', type: 'counter' }, // {shard,cause} cause = crash|hang
-  { name: 'odin_ws_shard_heartbeat_rtt_seconds', type: 'gauge' }, // {shard}
-  { name: 'odin_ws_shard_event_loop_lag_seconds', type: 'gauge' }, // {shard} p99 of the last interval
-  { name: 'odin_ws_delivery_latency_seconds', type: 'histogram' }, // bus flush -> client write
-  { name: 'odin_ws_relays_in_flight', type: 'gauge' }, // {shard}
-  { name: 'odin_ws_build_info', type: 'gauge' }, // {version} = 1
+const PENDING_SERVER_METRICS: ReadonlyArray<{ name: string; type: 'gauge' | 'counter' | 'histogram'; labels: string[] }> = [
+  { name: 'odin_ws_shard_up', type: 'gauge', labels: ['shard'] }, // 1 up, 0 down
+  { name: 'odin_ws_shard_restarts_total', type: 'counter', labels: ['shard', 'cause'] }, // cause = crash|hang
+  { name: 'odin_ws_shard_heartbeat_rtt_seconds', type: 'gauge', labels: ['shard'] },
+  { name: 'odin_ws_shard_event_loop_lag_seconds', type: 'gauge', labels: ['shard'] }, // p99 of the last interval
+  { name: 'odin_ws_delivery_latency_seconds', type: 'histogram', labels: [] }, // bus flush -> client write
+  { name: 'odin_ws_relays_in_flight', type: 'gauge', labels: ['shard'] },
+  { name: 'odin_ws_build_info', type: 'gauge', labels: ['version'] }, // = 1
 ];
 
 interface Panel {
@@ -49,6 +49,22 @@ function exportedFromText(text: string): Set<string> {
   const out = new Set<string>();
   for (const m of text.matchAll(/^# TYPE (\S+) (\S+)$/gm)) for (const n of seriesNames(m[1], m[2])) out.add(n);
   return out;
+}
+
+/** Label names seen per series name in Prometheus text exposition (series with samples only). */
+function labelsFromText(text: string): Map<string, Set<string>> {
+  const out = new Map<string, Set<string>>();
+  for (const m of text.matchAll(/^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{([^}]*)\})? /gm)) {
+    const set = out.get(m[1]) ?? new Set<string>();
+    for (const l of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="/g)) set.add(l[1]);
+    out.set(m[1], set);
+  }
+  return out;
+}
+
+/** The label lists of `by (...)` clauses. */
+function groupingLabels(expr: string): string[] {
+  return [...expr.matchAll(/\bby\s*\(([^)]*)\)/g)].flatMap((m) => m[1].split(',').map((x) => x.trim()).filter(Boolean));
 }
 
 const PROMQL_WORDS = new Set(['by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'offset', 'bool', 'and', 'or', 'unless', 'inf', 'nan']);
@@ -138,6 +154,30 @@ describe('dashboard metrics', () => {
     }
     expect(referenced).toBeGreaterThan(panels.length);
     expect(unknown, 'dashboard metric names the server does not export').toEqual([]);
+  });
+
+  it('groups only by labels the selected metrics carry', async () => {
+    const labels = labelsFromText(scraped);
+    const kafkaRegistry = new Registry();
+    createKafkaMetrics(kafkaRegistry, { partitionLag: () => new Map([['odin.trades/0', 1]]), connected: () => true });
+    for (const [k, v] of labelsFromText(await kafkaRegistry.metrics())) labels.set(k, v);
+    for (const m of PENDING_SERVER_METRICS) {
+      for (const n of seriesNames(m.name, m.type)) if (!labels.has(n)) labels.set(n, new Set(n.endsWith('_bucket') ? [...m.labels, 'le'] : m.labels));
+    }
+    const wrong: string[] = [];
+    let checked = 0;
+    for (const { panel, expr } of exprs) {
+      const sets = metricNamesIn(expr).map((n) => labels.get(n));
+      // A counter with labels but no sample yet shows no labels: judge only what is known.
+      if (sets.some((x) => x === undefined || x.size === 0)) continue;
+      const known = new Set(sets.flatMap((x) => [...x!]));
+      for (const l of groupingLabels(expr)) {
+        checked++;
+        if (!known.has(l)) wrong.push(`by (${l}) in "${expr}" (panel "${panel}"): the metric has ${[...known].join(', ')}`);
+      }
+    }
+    expect(checked).toBeGreaterThan(10);
+    expect(wrong).toEqual([]);
   });
 
   it('finds metric names in PromQL the way Prometheus reads it', () => {
