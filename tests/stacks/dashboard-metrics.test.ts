@@ -1,17 +1,20 @@
 // The Grafana dashboard queries only metrics the server exports (issue 11). Exported names come
 // from a real server's /metrics (embedded feed), from the Kafka consumer's registry (those appear
 // only with a broker), and from an explicit list of names still being added in app/front and
-// app/shard. Also: the JSON parses, every panel has a datasource and an expr, and, when promtool
-// is installed (.ci/run installs it), every expr is valid PromQL.
-import { spawnSync } from 'node:child_process';
+// app/shard. Also: the JSON parses, every panel has a datasource and an expr, and, when the Debian
+// `prometheus` package is installed (.ci/run installs it), every expr is valid PromQL (promtool)
+// and evaluates without error on a real Prometheus scraping the real server, with data wherever
+// the server exports the metrics it selects.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import net, { type AddressInfo } from 'node:net';
 import path from 'node:path';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKafkaMetrics } from '../../app/kafka/metrics.js';
 import { ASSET_DIR } from '../../stacks/assets.js';
-import { startServer, type RunningServer } from '../support/server.js';
+import { startServer, until, type RunningServer } from '../support/server.js';
 
 /**
  * Metrics of issue 11 that the coordinator adds in app/front and app/shard. A name stays here
@@ -224,4 +227,54 @@ describe('dashboard metrics', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  const prometheus = spawnSync('prometheus', ['--version'], { encoding: 'utf8' }).status === 0;
+  const skipPrometheus = !prometheus && !process.env.CI;
+  if (skipPrometheus) console.warn('dashboard queries on a real Prometheus skipped: prometheus is not installed (apt-get install prometheus)');
+  it.skipIf(skipPrometheus)('every query evaluates on a real Prometheus scraping the server, with data where the server has the metrics', async () => {
+    expect(prometheus, 'prometheus is not installed: apt-get install prometheus').toBe(true);
+    const dir = mkdtempSync(path.join(tmpdir(), 'odin-prometheus-'));
+    const port = await freePort();
+    writeFileSync(
+      path.join(dir, 'prometheus.yml'),
+      `global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: odin-ws\n    static_configs:\n      - targets: ["127.0.0.1:${srv!.port}"]\n`,
+    );
+    let proc: ChildProcess | null = null;
+    let log = '';
+    try {
+      proc = spawn('prometheus', [`--config.file=${path.join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${path.join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'], {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      proc.stderr!.on('data', (d) => (log = (log + d).slice(-4000)));
+      const query = async (q: string) => {
+        const res = await fetch(`http://127.0.0.1:${port}/api/v1/query?query=${encodeURIComponent(q)}`);
+        return (await res.json()) as { status: string; error?: string; data?: { result: unknown[] } };
+      };
+      // rate() needs two samples in its window: wait for a few scrapes of a healthy target.
+      await until(async () => (await query('sum(count_over_time(up{job="odin-ws"}[1m])) >= 4 and sum(up{job="odin-ws"}) == 1')).data?.result.length, `Prometheus scraping the server (log: ${log})`, 30_000, 250);
+      const inScrape = new Set(labelsFromText(await (await fetch(srv!.metricsUrl)).text()).keys());
+      const failed: string[] = [];
+      for (const { panel, expr } of exprs) {
+        const r = await query(expr.replace(/\$__(rate_interval|interval)/g, '5s').replace(/\$__range/g, '1m'));
+        if (r.status !== 'success') failed.push(`${panel}: ${expr}: ${r.error}`);
+        else if (metricNamesIn(expr).every((n) => inScrape.has(n)) && !r.data?.result.length) failed.push(`${panel}: ${expr}: no data although the server exports its metrics`);
+      }
+      expect(failed).toEqual([]);
+    } finally {
+      proc?.kill('SIGTERM');
+      if (proc && proc.exitCode === null) await new Promise((r) => proc!.once('exit', r));
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
