@@ -272,7 +272,9 @@ async function fanoutScenario(name: 'S1' | 'S2', o: Opts) {
 async function idleScenario(o: Opts) {
   const run = async (kind: Side['kind'], target: number, shards: number | null, workers: number) => {
     const env: Record<string, string> = { FEED_TOKENS: 'BENCH1', FEED_STREAMS: 'trades', FEED_RATE: '1' };
-    if (kind === 'odin') Object.assign(env, { WS_SHARDS: String(shards), WS_MAX_CONNECTIONS: String(target + 1000) });
+    // S0's clients hold no channel by design: the idle timeout (4009 after WS_IDLE_TIMEOUT_MS)
+    // would end them mid-hold. The lite client answers the server's pings, so those stay on.
+    if (kind === 'odin') Object.assign(env, { WS_SHARDS: String(shards), WS_MAX_CONNECTIONS: String(target + 1000), WS_IDLE_TIMEOUT_MS: '0' });
     const loadArgs = ['--target', String(target), '--hold', String(o.hold), '--ramp', String(o.s0Ramp), '--workers', String(workers), '--channels', 'none'];
     const side = await runSide(kind, env, [], loadArgs, path.join(o.out, `S0-${kind}`));
     const s = side.result.steps[0];

@@ -73,7 +73,7 @@ export class KafkaConsumerPool implements MessageSource {
     this.limited = createRateLimitedLog(this.log);
     this.rejectedBy = Object.fromEntries(REJECT_REASONS.map((r) => [r, 0])) as Record<RejectReason, number>;
     this.map = createRecordMapper({ streams: config.streams, maxRecordBytes: config.maxRecordBytes });
-    this.metrics = createKafkaMetrics(registry, { lag: () => this.lag(), connected: () => this.connected() });
+    this.metrics = createKafkaMetrics(registry, { partitionLag: () => this.lagByPartition, connected: () => this.connected() });
     this.batcher = createMicroBatcher<SourceMessage>({
       maxSize: config.batchSize,
       maxDelayMs: config.batchTimeoutMs,

@@ -6,7 +6,7 @@ export interface KafkaMetrics {
   records: Counter;
   rejected: Counter<'reason'>;
   batchSize: Histogram;
-  lag: Gauge;
+  lag: Gauge<'topic' | 'partition'>;
   connected: Gauge;
   paused: Gauge;
   pauses: Counter;
@@ -14,7 +14,8 @@ export interface KafkaMetrics {
 
 export function createKafkaMetrics(
   registry: Registry,
-  sample: { lag(): number; connected(): boolean },
+  /** partitionLag: records behind per `${topic}/${partition}` key, as of the last fetch. */
+  sample: { partitionLag(): ReadonlyMap<string, number>; connected(): boolean },
 ): KafkaMetrics {
   const registers = [registry];
   const rejected = new Counter({
@@ -40,10 +41,16 @@ export function createKafkaMetrics(
     }),
     lag: new Gauge({
       name: 'odin_ws_kafka_consumer_lag',
-      help: 'Records behind the high watermark, summed over assigned partitions, as of the last fetch',
+      help: 'Records behind the high watermark per assigned topic and partition, as of the last fetch (sum() for the total)',
+      labelNames: ['topic', 'partition'],
       registers,
       collect() {
-        this.set(sample.lag());
+        // Reset first: a partition that moved to another group member must not keep its last lag.
+        this.reset();
+        for (const [key, lag] of sample.partitionLag()) {
+          const cut = key.lastIndexOf('/'); // topic names cannot contain '/'
+          this.set({ topic: key.slice(0, cut), partition: key.slice(cut + 1) }, lag);
+        }
       },
     }),
     paused: new Gauge({ name: 'odin_ws_kafka_paused', help: '1 while fetching is paused because the shards are behind (bus congested)', registers }),

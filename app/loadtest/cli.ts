@@ -59,7 +59,7 @@ export const USAGE = `usage: loadtest (--target N | --search) [options]
   --handshake-timeout-ms N  per connection (default 10000)
   --max-in-flight N      handshakes in flight per worker (default 200)
   --client ws|lite       client implementation: ws (the ws library, protocol v1) or lite
-                         (handshake only, about half the CPU per connection; idle clients only)
+                         (handshake and pings only, about half the CPU per connection; idle clients only)
                          (default lite with --channels none on ws://, ws otherwise)
   --deadline SECONDS     hard stop for the whole run (default: from the plan, plus margin)
   --out DIR              report directory; files go to DIR/<timestamp>/ (default reports)

@@ -21,6 +21,7 @@ export class Counters {
   missing = 0;
   duplicates = 0;
   reordered = 0;
+  epochChanges = 0;
   retryAfter: string | null = null;
   /** Per-interval event-loop delay p99 of the workers (ms): worst, and the mean of all reports. */
   loopDelayMaxMs = 0;
@@ -47,6 +48,7 @@ export class Counters {
     this.missing += d.missing;
     this.duplicates += d.duplicates;
     this.reordered += d.reordered;
+    this.epochChanges += d.epochChanges;
     if (d.retryAfter !== null) this.retryAfter = d.retryAfter;
     this.loopDelayMaxMs = Math.max(this.loopDelayMaxMs, d.loopDelayP99Ms);
     this.loopDelaySum += d.loopDelayP99Ms;

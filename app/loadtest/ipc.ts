@@ -41,6 +41,8 @@ export interface WorkerDelta {
   missing: number;
   duplicates: number;
   reordered: number;
+  /** Channels whose numbering restarted under a new epoch (not a fault by itself). */
+  epochChanges: number;
   cpuUserUs: number;
   cpuSystemUs: number;
   /** hdr-histogram (compressed base64) of latencies in ms recorded since the previous report. */

@@ -79,11 +79,15 @@ export interface LoadtestResult {
   refusals: { count: number; retry_after: string | null; server_rejected: number | null };
   /** total: the whole run; hold and per_s: the reported step's hold. */
   deliveries: { total: number; hold: number; per_s: number };
-  seq: { gaps: number; missing: number; duplicates: number; reordered: number };
+  /** epoch_changes: numbering restarts under a new epoch (README "Channel state and epochs"), not faults. */
+  seq: { gaps: number; missing: number; duplicates: number; reordered: number; epoch_changes: number };
   /** The reported step's hold (what the SLO judges); latency_ms_run covers ramps too. */
   latency_ms: LatencySummary;
   latency_ms_run: LatencySummary;
+  /** Max minus min connections per shard at the end of the reported step. */
   shard_spread: number | null;
+  /** The same spread as the largest deviation from the mean, in % of the mean. */
+  shard_spread_pct: number | null;
   shard_spread_max_hold: number | null;
   shards_end: Array<{ id: number; connections: number }>;
   /** Index into steps of the step the top-level figures describe: the target's, or the last good search step. */
@@ -175,10 +179,11 @@ export function assembleResult({ cfg, status, startedAt, steps, timeline, warnin
     connections: { attempted: total.attempted, opened: total.opened, peak_open: peakOpen, refused: total.refused, connect_errors: total.connectErrors, closed_by_server: total.closedByServer },
     refusals: { count: total.refused, retry_after: total.retryAfter, server_rejected: lastSample?.rejected != null ? lastSample.rejected - (before?.rejected ?? 0) : null },
     deliveries: { total: total.messages, hold: rep?.hold.deliveries ?? 0, per_s: rep?.hold.deliveries_per_s ?? 0 },
-    seq: { gaps: total.gaps, missing: total.missing, duplicates: total.duplicates, reordered: total.reordered },
+    seq: { gaps: total.gaps, missing: total.missing, duplicates: total.duplicates, reordered: total.reordered, epoch_changes: total.epochChanges },
     latency_ms: rep?.latency_ms ?? summarize(total.latency),
     latency_ms_run: summarize(total.latency),
     shard_spread: rep?.server.shard_spread ?? null,
+    shard_spread_pct: rep?.server.shard_spread_pct ?? null,
     shard_spread_max_hold: rep?.server.shard_spread_max_hold ?? null,
     shards_end: rep?.server.shards_end ?? [],
     reported_step: reportedIdx,

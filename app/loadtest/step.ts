@@ -12,7 +12,7 @@ export interface StepResult {
   ramp: { seconds: number; opened: number; connections_per_s: number; timed_out: boolean };
   hold: { start_ms: number; end_ms: number; seconds: number; deliveries: number; deliveries_per_s: number; frames: number };
   latency_ms: LatencySummary;
-  seq: { gaps: number; missing: number; duplicates: number; reordered: number };
+  seq: { gaps: number; missing: number; duplicates: number; reordered: number; epoch_changes: number };
   refused: number;
   retry_after: string | null;
   connect_errors: Record<string, number>;
@@ -24,6 +24,8 @@ export interface StepResult {
     connections_end: number | null;
     shards_end: Array<{ id: number; connections: number }>;
     shard_spread: number | null;
+    /** Largest deviation of one shard's connections from the mean, in % of the mean. */
+    shard_spread_pct: number | null;
     shard_spread_max_hold: number | null;
     cpu_mean: number | null;
     cpu_max: number | null;
@@ -78,6 +80,11 @@ export function evaluateStep(x: StepInput): StepResult {
   const holdSamples = stepSamples.filter((s) => s.at >= holdStart);
   const last = holdSamples[holdSamples.length - 1] ?? stepSamples[stepSamples.length - 1] ?? null;
   const spread = (s: HealthSample) => (s.shards.length ? Math.max(...s.shards.map((h) => h.connections)) - Math.min(...s.shards.map((h) => h.connections)) : 0);
+  const spreadPct = (s: HealthSample) => {
+    if (!s.shards.length) return 0;
+    const m = s.shards.reduce((a, h) => a + h.connections, 0) / s.shards.length;
+    return m ? (Math.max(...s.shards.map((h) => Math.abs(h.connections - m))) / m) * 100 : 0;
+  };
   const cpuSamples = holdSamples.length ? holdSamples : stepSamples;
   const shardIds = [...new Set(cpuSamples.flatMap((s) => s.shards.map((h) => h.id)))];
   const shardCpuMeans = shardIds.map((id) => mean(nonNull(cpuSamples.map((s) => s.shards.find((h) => h.id === id)?.cpu ?? null))) ?? 0);
@@ -88,7 +95,7 @@ export function evaluateStep(x: StepInput): StepResult {
   const rejectedByReason: Record<string, number> = {};
   for (const [k, v] of Object.entries(last?.rejected_by_reason ?? {})) rejectedByReason[k] = v - (x.before?.rejected_by_reason[k] ?? 0);
 
-  const seq = { gaps: ramp.gaps + hold.gaps, missing: ramp.missing + hold.missing, duplicates: ramp.duplicates + hold.duplicates, reordered: ramp.reordered + hold.reordered };
+  const seq = { gaps: ramp.gaps + hold.gaps, missing: ramp.missing + hold.missing, duplicates: ramp.duplicates + hold.duplicates, reordered: ramp.reordered + hold.reordered, epoch_changes: ramp.epochChanges + hold.epochChanges };
   const connectErrors = sumRec(ramp.connectErrors, hold.connectErrors);
   const closed = sumRec(ramp.closedByServer, hold.closedByServer);
   const subErrors = sumRec(ramp.subscribeErrors, hold.subscribeErrors);
@@ -127,6 +134,7 @@ export function evaluateStep(x: StepInput): StepResult {
     target: x.target,
     refused,
     connectErrors,
+    closedByServer: closed,
     rejectedByReason,
     maxConnections,
     serverCpu: cpuMean,
@@ -168,6 +176,7 @@ export function evaluateStep(x: StepInput): StepResult {
       connections_end: last?.total_connections ?? null,
       shards_end: last?.shards.map((h) => ({ id: h.id, connections: h.connections })) ?? [],
       shard_spread: last ? spread(last) : null,
+      shard_spread_pct: last ? r2(spreadPct(last)) : null,
       shard_spread_max_hold: max(holdSamples.map(spread)),
       cpu_mean: r2(cpuMean),
       cpu_max: r2(max(nonNull(cpuSamples.map((s) => s.cpu)))),

@@ -7,6 +7,7 @@ export type LimitedBy =
   | 'none'
   | 'fd_limit'
   | 'guard_refusals'
+  | 'idle_timeout'
   | `connect_errors:${string}`
   | 'memory'
   | 'server_cpu'
@@ -19,6 +20,8 @@ export interface VerdictInput {
   target: number;
   refused: number;
   connectErrors: Record<string, number>;
+  /** Closes the server initiated, by WebSocket close code. */
+  closedByServer: Record<string, number>;
   rejectedByReason: Record<string, number>;
   maxConnections: number | null;
   /** Server cores in use (mean over the step), all processes; per shard; null without /health. */
@@ -61,6 +64,13 @@ export function decideLimit(x: VerdictInput): { limited_by: LimitedBy; detail: s
           ? `target ${x.target} is above the guard's max_connections ${x.maxConnections} (the guard working as configured)`
           : `below the guard's max_connections ${x.maxConnections}, so the guard tripped on another limit`;
     return { limited_by: 'guard_refusals', detail: `${x.refused} upgrades refused with HTTP 503; ${where}; server rejections by reason: ${reasons}` };
+  }
+
+  // 4009: the server closed connections that held no channel for WS_IDLE_TIMEOUT_MS. That is the
+  // server's configuration, not its capacity: name it rather than charge it to a resource.
+  const idle = x.closedByServer['4009'] ?? 0;
+  if (idle > 0) {
+    return { limited_by: 'idle_timeout', detail: `${idle} connections closed by the server with 4009 (idle: no channel held for WS_IDLE_TIMEOUT_MS); for idle runs (--channels none) start the server with WS_IDLE_TIMEOUT_MS=0` };
   }
 
   const cap = x.local ? Math.min(x.cpuLimit ?? x.cores, x.cores) : (x.cpuLimit ?? x.cores);

@@ -8,7 +8,7 @@ import { raiseFdLimit } from './fd-limit.js';
 import { encodeHistogram, newHistogram } from './histogram.js';
 import type { FromWorker, ToWorker, WorkerDelta, WorkerInit } from './ipc.js';
 import { liteConnect, type LiteConnection } from './lite-client.js';
-import { checkSeq, emptySeqCounters, type SeqCounters } from './seq-tracker.js';
+import { checkSeq, emptySeqCounters, type SeqCounters, type SeqPosition } from './seq-tracker.js';
 
 const TICK_MS = 10;
 
@@ -16,7 +16,7 @@ interface Client {
   /** Ends the connection without a close handshake. */
   readonly kill: () => void;
   readonly channels: readonly string[];
-  last: Map<string, number> | null;
+  last: Map<string, SeqPosition> | null;
   settled: boolean; // handshake finished one way or the other
   open: boolean;
   subscribed: boolean;
@@ -218,14 +218,14 @@ class Worker {
   }
 
   private onMessage(c: Client, m: unknown, now: number): void {
-    const msg = m as { channel?: unknown; seq?: unknown; ts?: unknown } | null;
-    if (!msg || typeof msg.channel !== 'string' || !Number.isSafeInteger(msg.seq) || typeof msg.ts !== 'number') {
+    const msg = m as { channel?: unknown; epoch?: unknown; seq?: unknown; ts?: unknown } | null;
+    if (!msg || typeof msg.channel !== 'string' || !Number.isSafeInteger(msg.seq) || typeof msg.ts !== 'number' || (msg.epoch !== undefined && typeof msg.epoch !== 'string')) {
       this.d.badFrames++;
       return;
     }
     this.d.messages++;
     this.hist.recordValue(Math.max(0, now - msg.ts));
-    checkSeq((c.last ??= new Map()), msg.channel, msg.seq as number, this.seq);
+    checkSeq((c.last ??= new Map()), msg.channel, msg.seq as number, this.seq, (msg.epoch as string | undefined) ?? null);
   }
 
   private onControl(c: Client, m: { op: unknown; code?: unknown }): void {

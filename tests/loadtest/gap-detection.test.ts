@@ -1,5 +1,6 @@
 // The generator's sequence check against a server that misbehaves on purpose: a tiny protocol-v1
-// server (real `ws` on port 0) that skips one seq on one channel and repeats one on another.
+// server (real `ws` on port 0) that skips one seq on one channel, repeats one on another, and
+// restarts a third one's numbering under a new epoch (what the bus does after evicting it).
 import { existsSync, readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,6 +10,7 @@ import { runLoadtestCli, tempOut } from './run-loadtest.js';
 const CLIENTS = 6;
 const SKIPPED = 5; // trades:GAP goes ..., 4, 6, ... for every client
 const REPEATED = 3; // trades:DUP goes ..., 3, 3, 4, ... for every client
+const RESTART = 4; // trades:EPO goes (e1) 1..4, then (e2) 1, 2, ... for every client
 
 function startFaultyServer(): Promise<{ wss: WebSocketServer; url: string }> {
   return new Promise((resolve) => {
@@ -29,6 +31,8 @@ function startFaultyServer(): Promise<{ wss: WebSocketServer; url: string }> {
           // One channel as single-object frames, the other inside array frames (coalesced form).
           ws.send(JSON.stringify({ channel: 'trades:GAP', seq: i < SKIPPED ? i : i + 1, ts, data: { price: 1 } }));
           ws.send(JSON.stringify([{ channel: 'trades:DUP', seq: i <= REPEATED ? i : i - 1, ts, data: { price: 2 } }]));
+          const epoch = i <= RESTART ? 'e1' : 'e2';
+          ws.send(JSON.stringify({ channel: 'trades:EPO', epoch, seq: i <= RESTART ? i : i - RESTART, ts, data: { price: 3 } }));
         }, 20);
       });
       ws.on('close', () => timer && clearInterval(timer));
@@ -46,17 +50,17 @@ describe('loadtest sequence checking', () => {
     await new Promise((r) => server?.wss.close(r));
   });
 
-  it('reports a skipped seq as loss and a repeated one as a duplicate, per client', async () => {
+  it('reports a skipped seq as loss, a repeated one as a duplicate, and a new epoch as a restart, per client', async () => {
     const out = tempOut();
     const run = await runLoadtestCli([
-      '--url', server.url, '--health', 'off', '--channels', 'trades:GAP,trades:DUP',
+      '--url', server.url, '--health', 'off', '--channels', 'trades:GAP,trades:DUP,trades:EPO',
       '--target', String(CLIENTS), '--hold', '2', '--workers', '2', '--out', out, '--json',
     ]);
     expect(run.code, run.stderr).toBe(0);
     const r = run.result;
     expect(r.connections.opened).toBe(CLIENTS);
     expect(r.deliveries.total).toBeGreaterThan(0);
-    expect(r.seq).toEqual({ gaps: CLIENTS, missing: CLIENTS, duplicates: CLIENTS, reordered: 0 });
+    expect(r.seq).toEqual({ gaps: CLIENTS, missing: CLIENTS, duplicates: CLIENTS, reordered: 0, epoch_changes: CLIENTS });
     expect(r.slo.met).toBe(false);
     expect(r.slo.violations.join('\n')).toMatch(/loss: 6 messages missing in 6 gaps/);
     expect(r.capacity).toBeNull();

@@ -1,10 +1,13 @@
 // Pure parts of the load generator: argument validation, subscription mix, source addresses,
 // the sequence check and the limited_by verdict.
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { channelsFor, parseChannelSpec } from '../../app/loadtest/channels.js';
 import { parseCli, planSteps } from '../../app/loadtest/cli.js';
-import { checkSeq, emptySeqCounters } from '../../app/loadtest/seq-tracker.js';
+import { checkSeq, emptySeqCounters, type SeqPosition } from '../../app/loadtest/seq-tracker.js';
+import { clientControlFrame, ServerFrameReader } from '../../app/loadtest/lite-client.js';
 import { parseSourceIps } from '../../app/loadtest/source-ips.js';
+import { assertNoGaps } from '../support/client.js';
 import { decideLimit, type VerdictInput } from '../../app/loadtest/verdict.js';
 import { runLoadtestCli } from './run-loadtest.js';
 
@@ -86,19 +89,39 @@ describe('subscription mix and source addresses', () => {
 
 describe('sequence check', () => {
   it('takes the first seq as the start, then counts gaps, missing, duplicates, reordering', () => {
-    const last = new Map<string, number>();
+    const last = new Map<string, SeqPosition>();
     const c = emptySeqCounters();
     for (const s of [100, 101, 104, 104, 102, 105]) checkSeq(last, 'trades:A', s, c);
     checkSeq(last, 'trades:B', 7, c);
     checkSeq(last, 'trades:B', 8, c);
-    expect(c).toEqual({ gaps: 1, missing: 2, duplicates: 1, reordered: 1 });
-    expect(last.get('trades:A')).toBe(105);
+    expect(c).toEqual({ gaps: 1, missing: 2, duplicates: 1, reordered: 1, epochChanges: 0 });
+    expect(last.get('trades:A')).toEqual({ epoch: null, seq: 105 });
+  });
+
+  it('treats a new epoch as a restart at 1, not as reordering or duplicates', () => {
+    const last = new Map<string, SeqPosition>();
+    const c = emptySeqCounters();
+    for (const s of [40, 41, 42]) checkSeq(last, 'trades:A', s, c, 'e1');
+    for (const s of [1, 2, 3]) checkSeq(last, 'trades:A', s, c, 'e2'); // evicted, renumbered
+    checkSeq(last, 'trades:A', 2, c, 'e2'); // a real step back inside the new epoch
+    checkSeq(last, 'trades:A', 1, c, 'e3');
+    expect(c).toEqual({ gaps: 0, missing: 0, duplicates: 0, reordered: 1, epochChanges: 2 });
+    expect(last.get('trades:A')).toEqual({ epoch: 'e3', seq: 1 });
+  });
+
+  it('counts the messages before a new epoch\'s first seen seq as missing', () => {
+    const last = new Map<string, SeqPosition>();
+    const c = emptySeqCounters();
+    checkSeq(last, 'trades:A', 9, c, 'e1'); // first seen: a mid-stream start, fine
+    checkSeq(last, 'trades:A', 4, c, 'e2'); // seq 1..3 of e2 never arrived
+    checkSeq(last, 'trades:A', 5, c, 'e2');
+    expect(c).toEqual({ gaps: 1, missing: 3, duplicates: 0, reordered: 0, epochChanges: 1 });
   });
 });
 
 describe('limited_by verdict', () => {
   const base: VerdictInput = {
-    passed: false, target: 10_000, refused: 0, connectErrors: {}, rejectedByReason: {}, maxConnections: 18_000,
+    passed: false, target: 10_000, refused: 0, connectErrors: {}, closedByServer: {}, rejectedByReason: {}, maxConnections: 18_000,
     serverCpu: 0.3, shardCpuMax: 0.1, frontCpu: 0.05, cpuLimit: 7, serverMemoryMb: 500, memoryLimitMb: 10_000,
     workerCpuMax: 0.2, generatorCpu: 0.5, lateReports: 0, generatorLagMs: 3, sloP99Ms: 100, generatorFdSoft: 20_000, local: false, cores: 8, machineBusy: 0.2, memAvailable: 0.8,
   };
@@ -115,6 +138,13 @@ describe('limited_by verdict', () => {
     expect(decideLimit({ ...base, connectErrors: { ECONNREFUSED: 1, EADDRNOTAVAIL: 9 } }).limited_by).toBe('connect_errors:EADDRNOTAVAIL');
   });
 
+  it('names idle-timeout closes (4009) rather than charging them to a resource', () => {
+    const v = decideLimit({ ...base, closedByServer: { '4009': 5, '1006': 1 }, serverCpu: 6.5 });
+    expect(v.limited_by).toBe('idle_timeout');
+    expect(v.detail).toMatch(/5 connections closed .*4009.*WS_IDLE_TIMEOUT_MS=0/);
+    expect(decideLimit({ ...base, closedByServer: { '1006': 1 }, serverCpu: 6.5 }).limited_by).toBe('server_cpu');
+  });
+
   it('tells server CPU from generator CPU, and charges a saturated shared box to the bigger user', () => {
     expect(decideLimit({ ...base, shardCpuMax: 0.97 }).limited_by).toBe('server_cpu');
     expect(decideLimit({ ...base, serverCpu: 6.5 }).limited_by).toBe('server_cpu');
@@ -127,5 +157,59 @@ describe('limited_by verdict', () => {
     expect(decideLimit({ ...base, local: true, cores: 2, machineBusy: 0.95, serverCpu: 0.2, generatorCpu: 0.3 }).limited_by).toBe('other_load');
     expect(decideLimit({ ...base, serverMemoryMb: 9500 }).limited_by).toBe('memory');
     expect(decideLimit(base).limited_by).toBe('unknown');
+  });
+});
+
+describe('the test client gap check (tests/support/client.ts)', () => {
+  const m = (seq: number, epoch?: string) => ({ channel: 'trades:A', seq, ts: 0, data: {}, ...(epoch ? { epoch } : {}) });
+  it('counts a new epoch restarting at 1 as neither a gap nor a duplicate', () => {
+    expect(assertNoGaps([m(7, 'e1'), m(8, 'e1'), m(1, 'e2'), m(2, 'e2')])).toEqual({ gaps: 0, dups: 0 });
+    expect(assertNoGaps([m(7, 'e1'), m(8, 'e1'), m(3, 'e2'), m(3, 'e2')])).toEqual({ gaps: 2, dups: 1 });
+    expect(assertNoGaps([m(7), m(8), m(1)])).toEqual({ gaps: 0, dups: 1 }); // no epoch: a step back
+  });
+});
+
+describe('lite client frames', () => {
+  const serverFrame = (opcode: number, payload: Buffer) => {
+    const n = payload.length;
+    const head = n < 126 ? Buffer.from([0x80 | opcode, n]) : n < 65536 ? Buffer.from([0x80 | opcode, 126, n >> 8, n & 0xff]) : Buffer.concat([Buffer.from([0x80 | opcode, 127]), Buffer.from(new BigUint64Array([BigInt(n)]).buffer).reverse()]);
+    return Buffer.concat([head, payload]);
+  };
+
+  it('hands every control frame over whole and skips data, however the stream is split', () => {
+    const frame = fc.oneof(
+      fc.record({ op: fc.constantFrom(0x9, 0xa, 0x8), len: fc.integer({ min: 0, max: 125 }) }),
+      fc.record({ op: fc.constantFrom(0x1, 0x2), len: fc.oneof(fc.integer({ min: 0, max: 300 }), fc.constant(70_000)) }),
+    );
+    fc.assert(
+      fc.property(fc.array(frame, { minLength: 1, maxLength: 8 }), fc.array(fc.integer({ min: 1, max: 4000 }), { maxLength: 20 }), (frames, cuts) => {
+        const payloads = frames.map((f, i) => Buffer.alloc(f.len, i + 1));
+        const stream = Buffer.concat(frames.map((f, i) => serverFrame(f.op, payloads[i])));
+        const got: Array<[number, string]> = [];
+        const reader = new ServerFrameReader((op, p) => got.push([op, p.toString('hex')]));
+        let at = 0;
+        for (const c of [...cuts, stream.length]) {
+          const end = Math.min(stream.length, at + c);
+          expect(reader.push(stream.subarray(at, end))).toBe(true);
+          at = end;
+        }
+        expect(got).toEqual(frames.flatMap((f, i) => (f.op & 0x8 ? [[f.op, payloads[i].toString('hex')]] : [])));
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('refuses frames no server may send', () => {
+    expect(new ServerFrameReader(() => {}).push(Buffer.from([0x89, 0x81, 1, 2, 3, 4, 5]))).toBe(false); // masked
+    expect(new ServerFrameReader(() => {}).push(serverFrame(0x9, Buffer.alloc(126)))).toBe(false); // control > 125
+  });
+
+  it('writes a pong as a masked client frame carrying the ping payload', () => {
+    const payload = Buffer.from('odin-ping');
+    const f = clientControlFrame(0xa, payload);
+    expect(f[0]).toBe(0x8a);
+    expect(f[1]).toBe(0x80 | payload.length);
+    const mask = f.subarray(2, 6);
+    expect(Buffer.from(f.subarray(6).map((b, i) => b ^ mask[i & 3]))).toEqual(payload);
   });
 });

@@ -4,6 +4,8 @@ import WebSocket from 'ws';
 
 export interface DataMessage {
   channel: string;
+  /** Absent from servers before epochs; a new value means the numbering restarted at 1. */
+  epoch?: string;
   seq: number;
   ts: number;
   data: Record<string, unknown>;
@@ -79,18 +81,27 @@ export class TestClient {
   }
 }
 
-/** Every channel's seq rises by exactly 1 from the first one seen. */
+/**
+ * Every channel's seq rises by exactly 1 from the first one seen, within an epoch. A new epoch is
+ * a restart of the numbering at 1 (README "Channel state and epochs"), not a step back; if it
+ * starts above 1, the messages before it are counted as gaps.
+ */
 export function assertNoGaps(msgs: DataMessage[]): { gaps: number; dups: number } {
   let gaps = 0;
   let dups = 0;
-  const last = new Map<string, number>();
+  const last = new Map<string, { epoch: string | undefined; seq: number }>();
   for (const m of msgs) {
     const prev = last.get(m.channel);
-    if (prev !== undefined) {
-      if (m.seq <= prev) dups++;
-      else if (m.seq !== prev + 1) gaps += m.seq - prev - 1;
+    if (prev !== undefined && prev.epoch !== m.epoch) {
+      gaps += m.seq - 1;
+      last.set(m.channel, { epoch: m.epoch, seq: m.seq });
+      continue;
     }
-    last.set(m.channel, Math.max(prev ?? 0, m.seq));
+    if (prev !== undefined) {
+      if (m.seq <= prev.seq) dups++;
+      else if (m.seq !== prev.seq + 1) gaps += m.seq - prev.seq - 1;
+    }
+    last.set(m.channel, { epoch: m.epoch, seq: Math.max(prev?.seq ?? 0, m.seq) });
   }
   return { gaps, dups };
 }
