@@ -3,7 +3,8 @@
 // per new connection of a single process that accepts its own sockets. This isolates the
 // mechanism from HTTP and WebSocket work: the same N loopback connections are (a) accepted and
 // kept by one process (the baseline) and (b) accepted by a front and sent to K children that keep
-// them, as the server does. It also times a bare acked IPC message against pipelined ones, since
+// them, as the first version did, (c) accepted by K children from one listener handed to them, and
+// (e) accepted by K children that each bind the port with SO_REUSEPORT, as the server does now. It also times a bare acked IPC message against pipelined ones, since
 // Node acks every handle before it sends the next: each handoff is a round trip of wake-ups.
 // Prints one JSON line; never run in CI.
 import { fork, type ChildProcess } from 'node:child_process';
@@ -55,6 +56,13 @@ function keeper(): void {
     if (m.t === 'listen' && h instanceof net.Server) {
       h.on('connection', (s) => kept.push(s));
       process.send!({ t: 'listening' });
+    }
+    if (m.t === 'reuse') {
+      // The server's design: each shard binds the port itself with SO_REUSEPORT.
+      const srv = net.createServer((s) => kept.push(s));
+      srv.listen({ port: (m as unknown as { port: number }).port, host: '127.0.0.1', reusePort: true, backlog: 4096 }, () =>
+        process.send!({ t: 'listening', port: (srv.address() as net.AddressInfo).port }),
+      );
     }
     if (m.t === 'cpu') process.send!({ t: 'cpu', cpu: process.cpuUsage(), kept: kept.length });
     if (m.t === 'ping') process.send!({ t: 'pong' });
@@ -192,6 +200,23 @@ async function main(argv: string[]): Promise<void> {
   const spread = sharedAfter.map((a) => a.kept);
   for (const c of acceptors) c.kill();
 
+  // (e) what the server does now: every child binds the port with SO_REUSEPORT; the kernel
+  // spreads the connections, no process is in between.
+  const reusers = await Promise.all(Array.from({ length: k }, () => spawnRole(['--keeper'])));
+  const first = await reply<{ port: number }>(reusers[0], 'listening', { t: 'reuse', port: 0 });
+  await Promise.all(reusers.slice(1).map((c) => reply(c, 'listening', { t: 'reuse', port: first.port })));
+  const reuseBefore = await sample(reusers);
+  const reuseConn = await spawnRole(['--connector', String(first.port), String(n), `${net16}.5`, '200']);
+  const rt0 = Date.now();
+  reuseConn.send({ t: 'go' });
+  const reuseAfter = await held(reusers, n);
+  const reuseWallMs = Date.now() - rt0;
+  const reuseUs = cpuSince(reuseBefore, reuseAfter);
+  const reuseSpread = reuseAfter.map((a) => a.kept);
+  await reply(reuseConn, 'closed', { t: 'close' });
+  reuseConn.kill();
+  for (const c of reusers) c.kill();
+
   // (d) the round trip: M messages each waiting for its reply, then M pipelined.
   const c = keepers[0];
   let t0 = process.cpuUsage();
@@ -238,6 +263,12 @@ async function main(argv: string[]): Promise<void> {
       conns_per_s: Math.round((n * 1000) / sharedPhase.wallMs),
       per_shard: spread,
     },
+    reuse_port: {
+      shards_cpu_us_per_conn: r1(reuseUs / n),
+      conns_per_s: Math.round((n * 1000) / reuseWallMs),
+      per_shard: reuseSpread,
+    },
+    ratio_reuse_port_to_baseline: Math.round((reuseUs / n / baseUs) * 100) / 100,
     ratio_handoff_to_baseline: Math.round(((frontUs + shardPerConn) / baseUs) * 100) / 100,
     ratio_shared_listener_to_baseline: Math.round(((cpuUs(sharedPhase.cpu) + sharedUs) / n / baseUs) * 100) / 100,
     ipc_message_front_cpu_us: { acked_round_trip: r1(acked), pipelined: r1(pipelined), ratio: Math.round((acked / pipelined) * 100) / 100 },
