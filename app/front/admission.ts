@@ -43,8 +43,8 @@ interface Slot {
   issued: number;
   /** The grant the shard last said it applies. */
   applied: number;
-  /** The highest grant sent since the shard last confirmed the current one: it may apply any of them. */
-  peak: number;
+  /** Grants sent that the shard has not confirmed yet (generation, issued): it may apply any of them. */
+  unconfirmed: Array<{ gen: number; issued: number }>;
   /** Relays sent to this shard that it has not reported yet: counted as held meanwhile. */
   inbound: number;
   gen: number;
@@ -52,9 +52,9 @@ interface Slot {
   relay: number;
 }
 
-const MAX_INBOUND = 8;
+const MAX_INBOUND = 32;
 
-const empty = (live: boolean): Slot => ({ live, held: 0, open: 0, consumed: 0, issued: 0, applied: 0, peak: 0, inbound: 0, gen: 0, appliedGen: 0, relay: 0 });
+const empty = (live: boolean): Slot => ({ live, held: 0, open: 0, consumed: 0, issued: 0, applied: 0, unconfirmed: [], inbound: 0, gen: 0, appliedGen: 0, relay: 0 });
 
 /** The balance tolerance: how far above the mean a shard may drift before it relays. */
 export function tolerance(mean: number): number {
@@ -88,7 +88,8 @@ export class AdmissionLedger {
     s.consumed = Math.max(s.consumed, load.consumed);
     s.applied = load.issued;
     s.appliedGen = load.gen;
-    if (load.gen === s.gen) s.peak = s.issued;
+    // Grants up to the one it applies can no longer be applied: forget them.
+    while (s.unconfirmed.length && s.unconfirmed[0].gen <= load.gen) s.unconfirmed.shift();
     s.inbound = 0;
   }
 
@@ -100,14 +101,22 @@ export class AdmissionLedger {
 
   /** Credits a shard may still spend: any grant in flight may be the one it applies. */
   private committed(s: Slot): number {
-    return Math.max(0, Math.max(s.peak, s.issued, s.applied) - s.consumed);
+    let most = Math.max(s.issued, s.applied);
+    for (const u of s.unconfirmed) most = Math.max(most, u.issued);
+    return Math.max(0, most - s.consumed);
   }
 
   private setIssued(s: Slot, issued: number): void {
     if (issued === s.issued) return;
     s.issued = issued;
-    s.peak = Math.max(s.peak, issued);
     s.gen++;
+    s.unconfirmed.push({ gen: s.gen, issued });
+    // Bounded: a shard that stops confirming is declared hung long before this matters; keep the
+    // highest of what is dropped so the bound stays safe.
+    if (s.unconfirmed.length > 64) {
+      const [a, b] = s.unconfirmed.splice(0, 2);
+      s.unconfirmed.unshift({ gen: b.gen, issued: Math.max(a.issued, b.issued) });
+    }
   }
 
   private outstanding(s: Slot): number {
@@ -154,6 +163,7 @@ export class AdmissionLedger {
         if (relay !== s.relay) {
           s.relay = relay;
           s.gen++;
+          s.unconfirmed.push({ gen: s.gen, issued: s.issued });
         }
       }
       const others = live.some((o) => o !== s && this.outstanding(o) > o.inbound);

@@ -16,6 +16,8 @@ export class AdmissionGate {
   draining = false;
   /** Admitted connections still open (handshaking or established). */
   held = 0;
+  /** Credits set aside for accepted connections still sending their request (see reserve()). */
+  private reserved = 0;
   private reportPending = false;
   private lastReport = '';
 
@@ -52,8 +54,25 @@ export class AdmissionGate {
     this.scheduleReport(); // confirms the grant it now applies (see AdmissionLedger.committed)
   }
 
+  /** Credits not spent and not set aside. */
   get credits(): number {
-    return this.issued - this.consumed;
+    return this.issued - this.consumed - this.reserved;
+  }
+
+  /**
+   * Sets a credit aside for a connection this shard just accepted, so that its upgrade, when the
+   * request arrives, cannot lose the last credits to connections accepted after it: a burst near
+   * the shard's share relays the excess instead of refusing it at the upgrade.
+   */
+  reserve(): boolean {
+    if (this.credits <= 0) return false;
+    this.reserved++;
+    return true;
+  }
+
+  /** The connection closed, or was a plain HTTP request: its credit goes back. */
+  unreserve(): void {
+    this.reserved = Math.max(0, this.reserved - 1);
   }
 
   /** A new, unread connection: pass it on (balance, or no credit here) or serve it here. */
@@ -71,17 +90,18 @@ export class AdmissionGate {
   }
 
   /** Why a new upgrade may not be admitted now, or null. Does not spend anything. */
-  refusal(): string | null {
+  refusal(reserved = false): string | null {
     if (this.draining) return 'draining';
     if (this.refuse) return this.refuse;
-    if (this.credits <= 0) return 'max_connections';
+    if (!reserved && this.credits <= 0) return 'max_connections';
     if (this.fdRoom() <= 0) return 'fd_limit';
     return null;
   }
 
   /** Spends a credit for an upgrade about to be handed to `ws`; false when none is left. */
-  admit(): boolean {
-    if (this.refusal()) return false;
+  admit(reserved = false): boolean {
+    if (this.refusal(reserved)) return false;
+    if (reserved) this.reserved = Math.max(0, this.reserved - 1);
     this.consumed++;
     this.held++;
     this.scheduleReport();

@@ -87,10 +87,14 @@ export class HttpEdge {
     }
     this.pendingSockets.add(socket);
     this.deps.gate.touched();
+    const tagged = socket as SocketWithUncount;
+    tagged.odinReserved = this.deps.gate.reserve();
     let counted = true;
     const uncount = () => {
       if (counted) {
         this.pendingSockets.delete(socket);
+        if (tagged.odinReserved) this.deps.gate.unreserve();
+        tagged.odinReserved = false;
         this.deps.gate.touched();
       }
       counted = false;
@@ -135,7 +139,7 @@ export class HttpEdge {
     if (this.opts.allowedOrigins.length && origin !== undefined && !this.opts.allowedOrigins.includes(origin)) {
       return this.refuse(socket, 403, 'origin', { error: 'forbidden_origin', message: 'this Origin is not in WS_ALLOWED_ORIGINS' });
     }
-    const full = this.deps.gate.refusal();
+    const full = this.deps.gate.refusal((socket as SocketWithUncount).odinReserved);
     if (full) return this.unavailable(socket, full);
     const ip = socket.remoteAddress ?? '';
     if (this.opts.perIpLimit && (this.perIp.get(ip) ?? 0) >= this.opts.perIpLimit) {
@@ -157,8 +161,11 @@ export class HttpEdge {
   }
 
   private admit(req: http.IncomingMessage, socket: net.Socket, head: Buffer, claims: ChannelClaims | undefined, ip: string): void {
-    if (!this.deps.gate.admit()) return this.unavailable(socket, this.deps.gate.refusal() ?? 'max_connections');
-    (socket as SocketWithUncount).odinUncount?.();
+    const tagged = socket as SocketWithUncount;
+    const reserved = tagged.odinReserved === true;
+    if (!this.deps.gate.admit(reserved)) return this.unavailable(socket, this.deps.gate.refusal(reserved) ?? 'max_connections');
+    tagged.odinReserved = false; // spent: uncount must not give it back
+    tagged.odinUncount?.();
     this.perIp.set(ip, (this.perIp.get(ip) ?? 0) + 1);
     let released = false;
     const release = () => {
@@ -174,7 +181,13 @@ export class HttpEdge {
   }
 
   private async onRequest(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    (req.socket as SocketWithUncount).odinHeadDone?.();
+    const tagged = req.socket as SocketWithUncount;
+    tagged.odinHeadDone?.();
+    // A plain request is no upgrade: its connection gives back the credit set aside for it.
+    if (tagged.odinReserved) {
+      tagged.odinReserved = false;
+      this.deps.gate.unreserve();
+    }
     const path = (req.url ?? '').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       this.deps.onRefused('http_405');
@@ -211,7 +224,7 @@ export class HttpEdge {
   }
 }
 
-type SocketWithUncount = net.Socket & { odinUncount?: () => void; odinHeadDone?: () => void };
+type SocketWithUncount = net.Socket & { odinUncount?: () => void; odinHeadDone?: () => void; odinReserved?: boolean };
 
 /** An HTTP answer written straight to an upgrade socket (no ServerResponse exists there). */
 function rawReply(socket: net.Socket, status: number, body: Record<string, unknown>, extraHeaders = ''): void {

@@ -123,7 +123,8 @@ class Shard {
       auth,
       expiry: new ExpirySweep(),
     });
-    this.gate = new AdmissionGate(send, () => this.maxSockets - this.clients.size - this.gate.held);
+    // Every socket this shard holds: admitted (handshaking or established) plus plain HTTP ones.
+    this.gate = new AdmissionGate(send, () => this.maxSockets - this.gate.held - this.edge.pending);
     this.wss = new WebSocketServer({
       noServer: true,
       perMessageDeflate: false,
