@@ -21,7 +21,7 @@ export type ToShard =
 export type FromShard =
   | { t: 'ready' }
   | { t: 'listening'; port: number }
-  | { t: 'load'; held: number; open: number; consumed: number; issued: number; gen: number } // admission report (see front/admission.ts)
+  | { t: 'load'; held: number; open: number; reserved: number; consumed: number; issued: number; gen: number } // admission report (see front/admission.ts)
   | { t: 'hb-ack'; at: number }
   | { t: 'relay' } // with a handle: an unread connection for another shard
   | { t: 'relay-failed' } // a relayed handle arrived without its socket

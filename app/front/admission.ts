@@ -17,6 +17,7 @@ export interface ShardLoad {
   readonly consumed: number; // credits spent since the shard started (monotonic)
   readonly issued: number; // the grant the shard applies now (it may have been lowered since)
   readonly gen: number; // the last grant generation the shard applied
+  readonly reserved: number; // credits set aside for accepted connections still sending their request
 }
 
 /** What the front tells one shard each tick. */
@@ -38,6 +39,7 @@ interface Slot {
   live: boolean;
   held: number;
   open: number;
+  reserved: number;
   consumed: number;
   /** The current grant. Lowering it (revoking credits) is safe at once; raising it spends `free`. */
   issued: number;
@@ -54,7 +56,7 @@ interface Slot {
 
 const MAX_INBOUND = 32;
 
-const empty = (live: boolean): Slot => ({ live, held: 0, open: 0, consumed: 0, issued: 0, applied: 0, unconfirmed: [], inbound: 0, gen: 0, appliedGen: 0, relay: 0 });
+const empty = (live: boolean): Slot => ({ live, held: 0, open: 0, reserved: 0, consumed: 0, issued: 0, applied: 0, unconfirmed: [], inbound: 0, gen: 0, appliedGen: 0, relay: 0 });
 
 /** The balance tolerance: how far above the mean a shard may drift before it relays. */
 export function tolerance(mean: number): number {
@@ -85,6 +87,7 @@ export class AdmissionLedger {
     if (!s.live) return;
     s.held = load.held;
     s.open = load.open;
+    s.reserved = load.reserved;
     s.consumed = Math.max(s.consumed, load.consumed);
     s.applied = load.issued;
     s.appliedGen = load.gen;
@@ -166,7 +169,7 @@ export class AdmissionLedger {
           s.unconfirmed.push({ gen: s.gen, issued: s.issued });
         }
       }
-      const others = live.some((o) => o !== s && this.outstanding(o) > o.inbound);
+      const others = live.some((o) => o !== s && this.outstanding(o) - o.reserved > o.inbound);
       return { issued: s.issued, relay: s.relay, gen: s.gen, canRelay: others, full, multi: live.length > 1 };
     });
   }
@@ -177,7 +180,7 @@ export class AdmissionLedger {
       const s = this.slots[i];
       // At most a few relays in flight per shard until it reports again (a starved shard is slow
       // to report, so it is not flooded with connections it cannot yet take).
-      if (i === from || !s.live || this.outstanding(s) <= s.inbound || s.inbound >= MAX_INBOUND) continue;
+      if (i === from || !s.live || this.outstanding(s) - s.reserved <= s.inbound || s.inbound >= MAX_INBOUND) continue;
       if (best < 0 || s.open + s.inbound < this.slots[best].open + this.slots[best].inbound) best = i;
     }
     if (best < 0) return null;

@@ -67,12 +67,14 @@ export class AdmissionGate {
   reserve(): boolean {
     if (this.credits <= 0) return false;
     this.reserved++;
+    this.scheduleReport();
     return true;
   }
 
   /** The connection closed, or was a plain HTTP request: its credit goes back. */
   unreserve(): void {
     this.reserved = Math.max(0, this.reserved - 1);
+    this.scheduleReport();
   }
 
   /** A new, unread connection: pass it on (balance, or no credit here) or serve it here. */
@@ -134,9 +136,9 @@ export class AdmissionGate {
 
   private report(): void {
     const open = this.held + this.pending();
-    const key = `${this.held}/${open}/${this.consumed}/${this.issued}/${this.gen}`;
+    const key = `${this.held}/${open}/${this.reserved}/${this.consumed}/${this.issued}/${this.gen}`;
     if (key === this.lastReport) return;
     this.lastReport = key;
-    this.send({ t: 'load', held: this.held, open, consumed: this.consumed, issued: this.issued, gen: this.gen });
+    this.send({ t: 'load', held: this.held, open, reserved: this.reserved, consumed: this.consumed, issued: this.issued, gen: this.gen });
   }
 }
