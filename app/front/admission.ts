@@ -7,8 +7,8 @@
 //   budget (its excess): that many of its next new connections go, unread, to the least-loaded
 //   shard. A new budget is computed only once the shard has reported on the previous one, so a
 //   stale count never makes it relay twice for the same excess.
-// Reports and grants are small pipelined IPC messages, at most one per shard per event-loop turn
-// (coalesced), never one per connection and never a round trip on the connection's path.
+// Reports (at most one per shard per 5 ms) and grants are small pipelined IPC messages, coalesced,
+// never one per connection and never a round trip on the connection's path.
 
 /** What a shard reports each tick (cumulative counters, so a lost or late report loses nothing). */
 export interface ShardLoad {

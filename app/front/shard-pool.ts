@@ -19,6 +19,8 @@ const CRASH_LOOP_EXITS = 3;
 const CRASH_LOOP_WINDOW_MS = 60_000;
 /** Backstop for grants (they normally follow each report at once; see scheduleTick). */
 const TICK_MS = 100;
+/** Grants go out at most this long after a report (one pass over every shard's report). */
+const GRANT_MS = 2;
 /** Env vars a shard must not inherit: secrets reach it over the IPC channel, never /proc/PID/environ. */
 const SECRET_ENV = /^(WS_AUTH_SECRET|WS_AUTH_SECRET_FILE)$/;
 
@@ -258,14 +260,14 @@ export class ShardPool implements BusTargets {
     this.tick();
   }
 
-  /** Grants follow reports within the same event-loop turn (coalesced), the ticker is a backstop. */
+  /** Grants follow reports within GRANT_MS (coalesced over every shard); the ticker is a backstop. */
   private scheduleTick(): void {
     if (this.tickPending) return;
     this.tickPending = true;
-    setImmediate(() => {
+    setTimeout(() => {
       this.tickPending = false;
       this.tick();
-    });
+    }, GRANT_MS);
   }
 
   /** Sends each live shard its grant when it changed (capacity credits, relay budget, guard flags). */

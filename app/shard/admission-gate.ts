@@ -3,6 +3,7 @@
 import type { FromShard, ToShard } from '../common/ipc.js';
 
 type Grant = Extract<ToShard, { t: 'grant' }>;
+const REPORT_MS = 5;
 
 export class AdmissionGate {
   private issued = 0;
@@ -18,7 +19,8 @@ export class AdmissionGate {
   held = 0;
   /** Credits set aside for accepted connections still sending their request (see reserve()). */
   private reserved = 0;
-  private reportPending = false;
+  private reportTimer: NodeJS.Timeout | null = null;
+  private immediatePending = false;
   private lastReport = '';
 
   /** Connections this shard accepted that are not yet admitted or closed (the HTTP edge's). */
@@ -117,16 +119,28 @@ export class AdmissionGate {
 
 
   /**
-   * Once per event-loop turn at most: the balance ceilings are only as good as the counts behind
-   * them, and a report is a small pipelined message (no round trip on any connection's path).
+   * At most one report per REPORT_MS: the counts behind the balance and the credits need to be
+   * fresh to a few milliseconds, not to each connection, and each report is a pipe write that
+   * wakes the front (measured as the largest single cost per connection when sent every turn).
    */
-  private scheduleReport(): void {
-    if (this.reportPending) return;
-    this.reportPending = true;
-    setImmediate(() => {
-      this.reportPending = false;
+  private scheduleReport(urgent = false): void {
+    // Out of credits (or about to be), the front must hear of a freed slot at once to grant it.
+    if (urgent || this.credits <= 1) {
+      if (this.reportTimer) clearTimeout(this.reportTimer);
+      this.reportTimer = null;
+      if (!this.immediatePending) {
+        this.immediatePending = true;
+        setImmediate(() => {
+          this.immediatePending = false;
+          this.report();
+        });
+      }
+      return;
+    }
+    this.reportTimer ??= setTimeout(() => {
+      this.reportTimer = null;
       this.report();
-    });
+    }, REPORT_MS);
   }
 
   /** Sends the pending report now (the simulation in tests/unit/admission.test.ts has no event loop). */

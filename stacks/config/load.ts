@@ -1,6 +1,6 @@
 // Reads the per-environment config file once, applies env overrides, validates, freezes.
 // The one resolution of project, region, zone, state bucket and environment: the app entry
-// (stacks/main.ts, so `cdktf deploy` itself), scripts/cost.mjs and every ops script (through
+// (stacks/main.ts, run by `npm run synth`), scripts/cost.mjs and every ops script (through
 // scripts/ops/settings.mjs) call this with the same env; stacks get typed props. There is no
 // placeholder project: without GCP_PROJECT or "project" in the file, nothing synthesizes.
 import { readFileSync, readdirSync } from 'node:fs';

@@ -40,7 +40,9 @@ describe('resource guard', () => {
     first[0].close();
     await first[0].closed;
     await until(async () => (await getHealth(srv.healthUrl)).body.system.total_connections === 4, 'slot freed');
-    const again = await TestClient.connect(srv.wsUrl);
+    // The freed credit reaches whichever shard the front grants it to within a few ms: a client
+    // that lands elsewhere first may get one more 503 (and retries, as clients do after 503).
+    const again = await until(() => TestClient.connect(srv.wsUrl).catch(() => null), 'the freed slot admits a client');
     again.close();
     for (const c of first) c.close();
   });
