@@ -41,6 +41,8 @@ export interface HealthBody {
     rejected_by_reason: Record<string, number>;
     /** Connections a shard passed to another one for balance (SO_REUSEPORT spreads by hash). */
     relayed: number;
+    /** Relayed connections closed because their shard died (or the handle arrived without its socket). */
+    relays_failed: number;
     cpu: number; // cores in use, all processes summed
     cpu_limit: number;
     memory_mb: number; // RSS of all processes summed

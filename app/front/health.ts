@@ -38,6 +38,7 @@ export function buildHealth(h: HealthInputs): HealthBody {
       rejected: Object.values(rejected).reduce((a, b) => a + b, 0),
       rejected_by_reason: rejected,
       relayed,
+      relays_failed: h.pool.relayFailed,
       cpu: round(h.load.cpu),
       cpu_limit: h.config.cpuLimit,
       memory_mb: round(h.load.memoryMb),

@@ -116,7 +116,6 @@ export class ShardPool implements BusTargets {
   private port = 0;
   private flags: AdmissionFlags = { refuse: null, draining: false };
   private onHttp: HttpRequestHandler = async () => ({ status: 503, type: 'application/json', body: '{"status":"starting"}' });
-  relayed = 0;
   relayFailed = 0;
   /** Called once per restart with its cause (the front counts them in /metrics). */
   onRestart: (s: ShardHandle, cause: RestartCause) => void = () => {};
@@ -418,6 +417,6 @@ export class ShardPool implements BusTargets {
     }
     target.relaysInFlight.push(socket);
     target.proc.send({ t: 'conn' } satisfies ToShard, socket as never, { keepOpen: true }, () => {});
-    if (target !== from) this.relayed++;
+
   }
 }

@@ -166,12 +166,15 @@ export class HttpEdge {
     if (!this.deps.gate.admit(reserved)) return this.unavailable(socket, this.deps.gate.refusal(reserved) ?? 'max_connections');
     tagged.odinReserved = false; // spent: uncount must not give it back
     tagged.odinUncount?.();
-    this.perIp.set(ip, (this.perIp.get(ip) ?? 0) + 1);
+    // Per-address counts only when the limit is on: no map work per socket otherwise.
+    const tracked = this.opts.perIpLimit > 0;
+    if (tracked) this.perIp.set(ip, (this.perIp.get(ip) ?? 0) + 1);
     let released = false;
     const release = () => {
       if (released) return;
       released = true;
       this.deps.gate.release();
+      if (!tracked) return;
       const n = (this.perIp.get(ip) ?? 1) - 1;
       if (n > 0) this.perIp.set(ip, n);
       else this.perIp.delete(ip);

@@ -75,11 +75,7 @@ class Shard {
   /** Event-loop delay, for /health, /metrics and the guard (a saturated loop answers late). */
   private readonly loopDelay = monitorEventLoopDelay({ resolution: 10 });
 
-  constructor(
-    private readonly config: ServerConfig,
-    private readonly id: number,
-    auth: Authenticator | null,
-  ) {
+  constructor(config: ServerConfig, id: number, auth: Authenticator | null) {
     this.log = createLogger(config.logLevel, { role: 'shard', shard: id });
     this.registry.setDefaultLabels({ shard: String(id) });
     collectDefaultMetrics({ register: this.registry, prefix: 'odin_ws_' });
