@@ -141,7 +141,8 @@ export class AdmissionLedger {
       const share = (rank: number) => Math.floor(budget / live.length) + (rank < budget % live.length ? 1 : 0);
       const slack = Math.max(1, Math.ceil((budget / live.length) * 0.05));
       order.forEach((s, rank) => {
-        const target = s.consumed + share(rank);
+        // Never below what the shard has set aside for connections already accepted.
+        const target = s.consumed + Math.max(share(rank), s.reserved);
         if (s.issued > target + slack || (share(rank) === 0 && s.issued > target)) this.setIssued(s, target);
       });
       let free = this.maxConnections;

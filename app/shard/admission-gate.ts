@@ -97,7 +97,9 @@ export class AdmissionGate {
   refusal(reserved = false): string | null {
     if (this.draining) return 'draining';
     if (this.refuse) return this.refuse;
-    if (!reserved && this.credits <= 0) return 'max_connections';
+    // A reservation is only as good as the grant behind it: the front may have lowered the grant
+    // since (moving credits to another shard), so even a reserved upgrade needs an unspent credit.
+    if (reserved ? this.issued - this.consumed <= 0 : this.credits <= 0) return 'max_connections';
     if (this.fdRoom() <= 0) return 'fd_limit';
     return null;
   }

@@ -15,6 +15,7 @@ function simulate(shards: number, max: number, ops: Array<{ kind: number; shard:
   const up: FromShard[][] = Array.from({ length: shards }, () => []);
   const down: Grant[][] = Array.from({ length: shards }, () => []);
   const relayed: number[][] = Array.from({ length: shards }, () => []); // relayed connections in flight
+  const reserved: boolean[][] = Array.from({ length: shards }, () => []); // accepted, request not yet in
   const gates = Array.from({ length: shards }, (_, i) => new AdmissionGate((m) => up[i].push(m), () => 1e9));
   for (let i = 0; i < shards; i++) ledger.up(i);
   const grant = () =>
@@ -23,7 +24,16 @@ function simulate(shards: number, max: number, ops: Array<{ kind: number; shard:
   let maxHeld = 0;
   for (const op of ops) {
     const i = op.shard % shards;
-    switch (op.kind % 6) {
+    switch (op.kind % 8) {
+      case 6: // a connection is accepted by shard i, which sets a credit aside if it has one
+        reserved[i].push(gates[i].reserve());
+        break;
+      case 7: // its upgrade request arrives
+        {
+          const r = reserved[i].shift();
+          if (r !== undefined) gates[i].admit(r);
+        }
+        break;
       case 0: // a client connects to shard i: relayed (through the front) or served here
         if (gates[i].shouldRelay()) {
           const to = ledger.relayTarget(i);
@@ -71,6 +81,30 @@ describe('admission ledger', () => {
       ),
       { numRuns: 400 },
     );
+  });
+
+  it('a reservation does not outlive a grant the front lowered meanwhile', () => {
+    // Shard 0 sets its whole share aside, shard 1 fills up, the front moves credits from shard 0
+    // to shard 1: the reserved upgrades on shard 0 may no longer all be admitted.
+    const kinds = { connect: 0, report: 2, tick: 3, grant: 4, reserve: 6, upgrade: 7 };
+    const ops: Array<{ kind: number; shard: number }> = [];
+    const op = (kind: number, shard: number, n = 1) => {
+      for (let i = 0; i < n; i++) ops.push({ kind, shard });
+    };
+    op(kinds.grant, 0);
+    op(kinds.grant, 1);
+    op(kinds.reserve, 0, 20);
+    op(kinds.connect, 1, 10);
+    for (let round = 0; round < 4; round++) {
+      op(kinds.report, 0, 3);
+      op(kinds.report, 1, 3);
+      op(kinds.tick, 0);
+      op(kinds.grant, 0, 3);
+      op(kinds.grant, 1, 3);
+    }
+    op(kinds.upgrade, 0, 20);
+    op(kinds.connect, 1, 30);
+    expect(simulate(2, 40, ops).maxHeld).toBeLessThanOrEqual(40);
   });
 
   it('once messages settle, every free slot can be admitted', () => {
