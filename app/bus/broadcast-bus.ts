@@ -43,6 +43,7 @@ interface ChannelState {
   /** UTF-8 length of the channel name. (No Buffer per channel: a pooled slice would pin its slab.) */
   nameBytes: number;
   prefix: string; // `{"channel":"<channel>","epoch":"<epoch>","seq":`
+  prefixBytes: number;
   wildcard: string; // `<stream>:*`
   /** Its last message. */
   lastAt: number;
@@ -79,6 +80,63 @@ const EVICT_SCAN = 64;
 const CONGESTION_POLL_MS = 20;
 // A shard is behind when its queue stayed above half the cap this long.
 const BEHIND_MS = 100;
+
+const POS = Buffer.from(',"pos":"');
+const TS = Buffer.from('","ts":');
+const DATA = Buffer.from(',"data":');
+
+/** Decimal digits of a non-negative safe integer. */
+function digits(n: number): number {
+  let d = 1;
+  while (n >= 10) {
+    n = Math.floor(n / 10);
+    d++;
+  }
+  return d;
+}
+
+/** Writes a non-negative safe integer's digits at `o`; returns the offset after them. */
+function writeDigits(buf: Buffer, o: number, n: number, d: number): number {
+  for (let i = o + d - 1; i >= o; i--) {
+    buf[i] = 0x30 + (n % 10);
+    n = Math.floor(n / 10);
+  }
+  return o + d;
+}
+
+/**
+ * One message's segment (see encodeSegment: u16 channel length, channel, u32 payload length,
+ * payload), the payload written straight into it in pieces. Numbers are written as digits, not
+ * through a string each: a distinct number per message (the offset) made V8 keep a string per
+ * message in its number-to-string cache, which doubled the front's heap growth under load.
+ */
+function envelope(channel: string, st: ChannelState, seq: number, m: SourceMessage): Buffer {
+  const ts = Number.isSafeInteger(m.ts) && m.ts >= 0 ? m.ts : null;
+  const tsText = ts === null ? String(m.ts) : '';
+  const seqD = digits(seq);
+  const offD = digits(m.offset);
+  const tsD = ts === null ? tsText.length : digits(ts);
+  const dataBytes = Buffer.byteLength(m.data);
+  const len = st.prefixBytes + seqD + POS.length + m.origin.length + 1 + offD + TS.length + tsD + DATA.length + dataBytes + 1;
+  const head = 2 + st.nameBytes;
+  const seg = Buffer.allocUnsafe(head + 4 + len);
+  seg.writeUInt16LE(st.nameBytes, 0);
+  seg.write(channel, 2);
+  seg.writeUInt32LE(len, head);
+  let o = head + 4;
+  o += seg.write(st.prefix, o);
+  o = writeDigits(seg, o, seq, seqD);
+  o += POS.copy(seg, o);
+  o += seg.write(m.origin, o, 'latin1');
+  seg[o++] = 0x3a; // :
+  o = writeDigits(seg, o, m.offset, offD);
+  o += TS.copy(seg, o);
+  o = ts === null ? o + seg.write(tsText, o, 'latin1') : writeDigits(seg, o, ts, tsD);
+  o += DATA.copy(seg, o);
+  o += seg.write(m.data, o);
+  seg[o] = 0x7d; // }
+  return seg;
+}
 
 /** A flat copy: a template result is a tree of string pieces, kept per channel it costs more. */
 const flat = (s: string): string => Buffer.from(s).toString();
@@ -158,17 +216,9 @@ export class BroadcastBus implements Dispatch {
       st.inBatch++;
       const seq = ++st.seq;
       // The source already checked `data` is a JSON object's text: splice it, don't re-encode.
-      const json = `${st.prefix}${seq},"pos":"${m.origin}:${m.offset}","ts":${m.ts},"data":${m.data}}`;
-      // Kept as the text the clients get: a replay sends these very bytes.
-      this.window.store(channel, m.stream, m, json, now);
-      const len = Buffer.byteLength(json);
-      // The segment (see encodeSegment): u16 channel length, channel, u32 payload length, payload.
-      const head = 2 + st.nameBytes;
-      const segment = Buffer.allocUnsafe(head + 4 + len);
-      segment.writeUInt16LE(st.nameBytes, 0);
-      segment.write(channel, 2);
-      segment.writeUInt32LE(len, head);
-      segment.write(json, head + 4);
+      const segment = envelope(channel, st, seq, m);
+      // Kept as the text the clients got: a replay sends these very bytes.
+      if (this.window.enabled) this.window.store(channel, m.stream, m, segment.toString('utf8', 6 + st.nameBytes), now);
       this.pending.push({ channel, state: st, segment });
       this.metrics.latency.observe(Math.max(0, now - m.ts) / 1000);
       if (this.pending.length >= this.opts.batchSize) this.flush();
@@ -277,10 +327,12 @@ export class BroadcastBus implements Dispatch {
     // The epoch names this numbering: a channel forgotten and seen again, or a restarted server,
     // starts a new one at seq 1, so a client can tell a restart of the numbering from a loss.
     const epoch = `${this.epochBase}-${(++this.generation).toString(36)}`;
+    const prefix = flat(`{"channel":${JSON.stringify(channel)},"epoch":"${epoch}","seq":`);
     return {
       seq: 0,
       nameBytes: Buffer.byteLength(channel),
-      prefix: flat(`{"channel":${JSON.stringify(channel)},"epoch":"${epoch}","seq":`),
+      prefix,
+      prefixBytes: Buffer.byteLength(prefix),
       wildcard: this.wildcardOf(stream),
       lastAt: now,
       movedAt: now,

@@ -87,6 +87,11 @@ export class RecoveryWindow {
     private readonly coverage: Coverage,
   ) {}
 
+  /** Off (WS_RECOVERY_WINDOW_MS 0): nothing is kept, every `since` is out_of_window. */
+  get enabled(): boolean {
+    return this.opts.windowMs > 0;
+  }
+
   /** Keeps one message (its full serialised envelope) of `channel`. */
   store(channel: string, stream: string, pos: Position, json: string, now: number): void {
     if (this.opts.windowMs === 0) return;

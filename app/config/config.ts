@@ -74,7 +74,7 @@ export const SETTINGS = {
   recoveryWindowMs: { env: 'WS_RECOVERY_WINDOW_MS', flag: 'recovery-window-ms', schema: int(0, 86_400_000), def: '60000', doc: 'recovery window: how long messages are kept for clients that reconnect with `since` (0 = off); with Kafka also how far back a starting server reads' },
   recoveryMaxMessages: { env: 'WS_RECOVERY_MAX_MESSAGES', flag: 'recovery-max-messages', schema: int(1, 10_000_000), def: '10000', doc: 'recovery window: messages kept per channel' },
   recoveryMaxBytes: { env: 'WS_RECOVERY_MAX_BYTES', flag: 'recovery-max-bytes', schema: int(1 << 20, 2 ** 40), def: String(128 << 20), doc: 'recovery window: bytes kept for all channels together (the oldest message of the whole window goes first)' },
-  recoveryMaxReplayBytes: { env: 'WS_RECOVERY_MAX_REPLAY_BYTES', flag: 'recovery-max-replay-bytes', schema: int(1024, 1 << 30), def: String(512 << 10), doc: 'largest replay one subscribe may get (at most WS_CLIENT_BUFFER_BYTES); larger is refused as too_large' },
+  recoveryMaxReplayBytes: { env: 'WS_RECOVERY_MAX_REPLAY_BYTES', flag: 'recovery-max-replay-bytes', schema: int(1024, 1 << 30), def: '', doc: 'largest replay one subscribe may get (at most WS_CLIENT_BUFFER_BYTES; default the smaller of 512 KiB and half of it); larger is refused as too_large' },
   recoveryWaitMs: { env: 'WS_RECOVERY_WAIT_MS', flag: 'recovery-wait-ms', schema: int(0, 600_000), def: '10000', doc: 'how long a recovery may wait for a starting server to know its Kafka positions before it is refused as not_ready' },
   reconnectWindowMs: { env: 'WS_RECONNECT_WINDOW_MS', flag: 'reconnect-window-ms', schema: int(0, 600_000), def: '5000', doc: 'on shutdown, clients are told (1001 reason) to spread their reconnects over this long' },
   streams: { env: 'WS_STREAMS', flag: 'streams', schema: list(STREAM_RE, 'a lowercase stream name'), def: 'trades,prices', doc: 'known streams (channel prefixes)' },
@@ -199,6 +199,8 @@ export function parseConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): Co
   for (const s of out.feedStreams as string[]) {
     if (!streams.has(s)) problems.push(`FEED_STREAMS: "${s}" is not one of WS_STREAMS (${[...streams].join(',')})`);
   }
+  // Derived by default, so a small client buffer never makes the default invalid.
+  if (out.recoveryMaxReplayBytes === null) out.recoveryMaxReplayBytes = Math.max(1024, Math.min(512 << 10, Math.floor((out.clientBufferBytes as number) / 2)));
   if ((out.recoveryMaxReplayBytes as number) > (out.clientBufferBytes as number)) {
     problems.push(`${sources.recoveryMaxReplayBytes}=${out.recoveryMaxReplayBytes}: must be at most WS_CLIENT_BUFFER_BYTES (${out.clientBufferBytes}): a replay is written to the client at once`);
   }

@@ -337,7 +337,6 @@ export class KafkaConsumerPool implements MessageSource {
         this.redelivered++;
         continue;
       }
-      this.dispatched.set(key, offset);
       const r = this.map(batch.topic, batch.partition, record);
       if (r.ok) group.push(r.message);
       else this.reject(r.reason, batch.topic, batch.partition, record.offset);
@@ -351,6 +350,8 @@ export class KafkaConsumerPool implements MessageSource {
     // Commit only what the bus accepted; if dispatch threw, this throws and kafkajs re-fetches.
     await group.done();
     if (last === null) return;
+    // Only now accepted: a batch the bus refused is fetched again and must not count as seen.
+    this.dispatched.set(key, Math.max(this.dispatched.get(key) ?? -1, Number(last)));
     resolveOffset(last);
     await commitOffsetsIfNecessary();
     this.lagByPartition.set(`${batch.topic}/${batch.partition}`, Math.max(0, Number(batch.highWatermark) - Number(last) - 1));

@@ -122,7 +122,7 @@ describe('server on Kafka', () => {
 });
 
 describe('server restarts and broker restarts', () => {
-  it('resumes after the committed offset when the server restarts between two batches', async () => {
+  it('with the recovery window off, resumes after the committed offset when the server restarts between two batches', async () => {
     const brokers = testBrokers();
     const prefix = uniqueName('resume');
     const group = uniqueName('ws-server-test');
@@ -139,7 +139,8 @@ describe('server restarts and broker restarts', () => {
 
     // Published while no server runs: the new server must pick them up from the committed offset.
     await produce(brokers, `${prefix}.trades`, second.slice(0, 30));
-    srv = await kafkaServer(brokers, prefix, group, { KAFKA_FROM_BEGINNING: 'false' });
+    // The window on, a starting server reads WS_RECOVERY_WINDOW_MS back (tests/kafka/continuity.test.ts).
+    srv = await kafkaServer(brokers, prefix, group, { KAFKA_FROM_BEGINNING: 'false', WS_RECOVERY_WINDOW_MS: '0' });
     try {
       c = await TestClient.connect(srv.wsUrl);
       await c.subscribe(['trades:*']);

@@ -67,6 +67,9 @@ describe('bus output cap per shard (real processes)', () => {
         WS_BUS_SHARD_BUFFER_BYTES: String(CAP),
         WS_SHARD_LIVENESS_MS: '60000', // this test holds a shard stopped for 10 s: supervision is tests/server/supervision.test.ts
         WS_CLIENT_BUFFER_BYTES: String(256 << 20), // the test's own clients must never be the slow ones
+        // The recovery window is the front's other bounded store (WS_RECOVERY_MAX_BYTES, its own
+        // tests): off here, so what is measured is the bus alone.
+        WS_RECOVERY_WINDOW_MS: '0',
       },
     });
   });
