@@ -52,6 +52,8 @@ export function parseRetryAfter(value: unknown, now = Date.now()): number | null
   if (typeof value !== 'string') return null;
   const s = value.trim();
   if (/^\d{1,10}$/.test(s)) return Math.min(Number(s) * 1000, 3_600_000);
+  // Date.parse reads almost anything ('-3' is a year): accept only the IMF-fixdate shape.
+  if (!/^[A-Za-z]{3}, \d{2} [A-Za-z]{3} \d{4} \d{2}:\d{2}:\d{2} GMT$/.test(s)) return null;
   const at = Date.parse(s);
   if (!Number.isFinite(at)) return null;
   return Math.max(0, Math.min(at - now, 3_600_000));

@@ -43,6 +43,8 @@ export interface SubscribeResult {
 }
 
 interface Pending {
+  /** Runs in the frame handler itself: a recovery's answer must be applied before the next frame. */
+  onAck?(rec: Record<string, unknown>): void;
   resolve(rec: Record<string, unknown>): void;
   reject(err: OdinError): void;
   /** The connection went before the reply; default: reject. */
@@ -320,7 +322,7 @@ export class OdinClient {
 
   // ---- requests ----
 
-  private request(body: Record<string, unknown>, lost?: () => void): Promise<Record<string, unknown>> {
+  private request(body: Record<string, unknown>, lost?: () => void, onAck?: (rec: Record<string, unknown>) => void): Promise<Record<string, unknown>> {
     const ws = this.ws;
     if (!ws || this.current !== 'open') return Promise.reject(new OdinError(ClientCode.DISCONNECTED, 'not connected'));
     if (this.pending.size >= this.s.maxPending) return Promise.reject(new OdinError(ClientCode.TOO_MANY_PENDING, `more than maxPending (${this.s.maxPending}) requests await a reply`));
@@ -331,7 +333,7 @@ export class OdinClient {
         this.pending.delete(id);
         reject(new OdinError(ClientCode.TIMEOUT, `no reply to ${String(body.op)} within ${this.s.ackTimeoutMs} ms`));
       }, this.s.ackTimeoutMs);
-      this.pending.set(id, { resolve, reject, lost, timer });
+      this.pending.set(id, { resolve, reject, lost, onAck, timer });
       try {
         ws.send(JSON.stringify({ ...body, id }));
       } catch {
@@ -343,16 +345,19 @@ export class OdinClient {
   private sendSubscribe(w: Waiter): void {
     const since = this.sinceFor(w.channels);
     let lost = false;
-    this.request(this.subscribeBody(w.channels, since), () => {
+    let result: SubscribeResult;
+    const onAck = (rec: Record<string, unknown>) => {
+      for (const c of w.channels) if (this.wanted.has(c)) this.acked.add(c);
+      result = this.applyRecovery(rec, since);
+    };
+    const onLost = () => {
       // Still wanted: the next connection sends it again.
       lost = true;
       if (this.waiting.length < this.s.maxPending) this.waiting.push(w);
       else w.reject(new OdinError(ClientCode.DISCONNECTED, 'the connection closed before the reply'));
-    }).then(
-      (rec) => {
-        for (const c of w.channels) if (this.wanted.has(c)) this.acked.add(c);
-        w.resolve(this.applyRecovery(rec, since));
-      },
+    };
+    this.request(this.subscribeBody(w.channels, since), onLost, onAck).then(
+      () => w.resolve(result),
       (err: OdinError) => {
         if (lost) return;
         for (const c of w.fresh) this.wanted.delete(c);
@@ -363,8 +368,7 @@ export class OdinClient {
 
   private resubscribe(channels: string[]): void {
     const since = this.sinceFor(channels, true);
-    this.request(this.subscribeBody(channels, since), () => {}).then(
-      (rec) => void this.applyRecovery(rec, since),
+    this.request(this.subscribeBody(channels, since), () => {}, (rec) => void this.applyRecovery(rec, since)).catch(
       (err: OdinError) => err.code !== ClientCode.DISCONNECTED && this.fail(err),
     );
   }
@@ -472,8 +476,9 @@ export class OdinClient {
     }
     this.pending.delete(r.id as number);
     clearTimeout(p.timer);
-    if (r.op === 'error') p.reject(serverError(r));
-    else p.resolve(r.rec);
+    if (r.op === 'error') return p.reject(serverError(r));
+    p.onAck?.(r.rec);
+    p.resolve(r.rec);
   }
 
   private data(m: DataMessage): void {
@@ -519,8 +524,7 @@ export class OdinClient {
     const since = { [m.channel]: st.pos };
     st.recovering = true;
     st.held = [m];
-    this.request({ op: 'subscribe', channels: [pattern], since }, () => {}).then(
-      (rec) => void this.applyRecovery(rec, since),
+    this.request({ op: 'subscribe', channels: [pattern], since }, () => {}, (rec) => void this.applyRecovery(rec, since)).catch(
       (err: OdinError) => {
         if (err.code === ClientCode.DISCONNECTED || !st.recovering) return;
         this.unrecoverable(m.channel, st, 'seq');
