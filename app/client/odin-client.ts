@@ -85,7 +85,7 @@ export class OdinClient {
   private timers: { connect?: ReturnType<typeof setTimeout>; retry?: ReturnType<typeof setTimeout>; ping?: ReturnType<typeof setInterval>; pong?: ReturnType<typeof setTimeout>; stable?: ReturnType<typeof setTimeout> } = {};
 
   constructor(private readonly opts: OdinClientOptions & { since?: Record<string, string> }) {
-    if (typeof opts?.url !== 'string' || !/^wss?:\/\//i.test(opts.url)) throw new OdinError('CLIENT_BAD_OPTION', 'url must be a ws:// or wss:// URL string');
+    if (typeof opts?.url !== 'function' && !isWsUrl(opts?.url)) throw new OdinError('CLIENT_BAD_OPTION', 'url must be a ws:// or wss:// URL string, or a function returning one');
     const s = { ...DEFAULTS, random: opts.random ?? Math.random } as Settings;
     for (const k of Object.keys(DEFAULTS) as Array<keyof typeof DEFAULTS>) {
       const v = opts[k];
@@ -211,10 +211,13 @@ export class OdinClient {
     }
     if (gen !== this.gen || this.stopped) return;
     let ws: WebSocketLike;
+    let url: unknown;
     try {
-      ws = new this.Ctor(this.opts.url, token ? [`bearer.${token}`, 'odin.v1'] : ['odin.v1']);
+      url = typeof this.opts.url === 'function' ? this.opts.url() : this.opts.url;
+      if (!isWsUrl(url)) throw new Error('not a ws:// or wss:// URL');
+      ws = new this.Ctor(url, token ? [`bearer.${token}`, 'odin.v1'] : ['odin.v1']);
     } catch (err) {
-      this.fail(new OdinError('CLIENT_BAD_OPTION', `cannot open ${this.opts.url}: ${(err as Error)?.message}`));
+      this.fail(new OdinError('CLIENT_BAD_OPTION', `cannot open ${String(url)}: ${(err as Error)?.message}`));
       this.stopped = true;
       this.setState({ state: 'closed' });
       return;
@@ -569,6 +572,10 @@ export class OdinClient {
     for (const w of this.waiting) w.reject(err);
     this.waiting = [];
   }
+}
+
+function isWsUrl(u: unknown): u is string {
+  return typeof u === 'string' && /^wss?:\/\//i.test(u);
 }
 
 function checkChannels(channels: unknown): OdinError | null {

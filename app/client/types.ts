@@ -17,8 +17,8 @@ export type WebSocketConstructor = new (url: string, protocols?: string | string
 export type TokenSource = string | (() => string | Promise<string>);
 
 export interface OdinClientOptions {
-  /** `ws://host:3004/ws` (or wss://). */
-  readonly url: string;
+  /** `ws://host:3004/ws` (or wss://), or a function giving it, read again before every connect. */
+  readonly url: string | (() => string);
   /** A JWT, or a function returning a fresh one; read again before every connect. */
   readonly token?: TokenSource;
   /** Ask the latest message of every concrete channel without a position on subscribe. */

@@ -157,7 +157,7 @@ describe('client continuity rules', () => {
     expect((await peer.conn(2)).protocols).toEqual(['bearer.tok2', 'odin.v1']);
     expect(c.closes.map((x) => x.kind)).toEqual(['token_expired']);
 
-    const fixed = recordedClient({ url: c.client['opts'].url, ...FAST, token: 'static' });
+    const fixed = recordedClient({ url: () => peer.url, ...FAST, token: 'static' });
     clients.push(fixed);
     fixed.client.connect();
     (await peer.conn(3)).ws.close(4001);

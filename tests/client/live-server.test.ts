@@ -48,8 +48,8 @@ describe('official client on the real server', () => {
     await until(() => c.messages.some((m) => m.channel === 'prices:ODIN1'), 'a prices message');
   });
 
-  it('reconnects after the server restarts on the same port and resubscribes by itself', async () => {
-    const first = await server();
+  it('reconnects after the server restarts on the same port within the drain window, resubscribes, and reports the embedded feed\'s lost run as a gap', async () => {
+    const first = await server({ WS_RECONNECT_WINDOW_MS: '400' });
     const c = client(first.wsUrl);
     c.client.connect();
     await c.client.subscribe(['trades:ODIN2']);
@@ -64,6 +64,10 @@ describe('official client on the real server', () => {
     expect(closed.code).toBe(1001);
     expect(c.closes.map((x) => x.kind)).toContain('going_away');
     expect(c.messages.slice(before).every((m) => m.channel === 'trades:ODIN2')).toBe(true);
+    expect(closed.delayMs).toBeLessThan(400);
+    // The embedded feed keeps nothing across a restart: the client is told, never silently.
+    expect(c.gaps).toEqual([expect.objectContaining({ channel: 'trades:ODIN2', reason: 'unknown_origin', from: c.messages[before - 1].pos })]);
+    expect(c.messages.every((m) => typeof m.pos === 'string')).toBe(true);
   });
 
   it('finds a connection dead when no frame follows its ping, and reconnects once the server answers again', async () => {

@@ -20,6 +20,7 @@ export class Peer {
   /** Set to answer upgrades with this raw HTTP response instead. */
   refuse: string | null = null;
   refused = 0;
+  url = '';
   private readonly http = http.createServer((_req, res) => res.writeHead(404).end());
   private readonly wss = new WebSocketServer({ noServer: true, handleProtocols: (p) => (p.has('odin.v1') ? 'odin.v1' : false) });
 
@@ -37,7 +38,7 @@ export class Peer {
       this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, protocols));
     });
     await new Promise<void>((r) => this.http.listen(0, '127.0.0.1', r));
-    return `ws://127.0.0.1:${(this.http.address() as AddressInfo).port}/ws`;
+    return (this.url = `ws://127.0.0.1:${(this.http.address() as AddressInfo).port}/ws`);
   }
 
   latest(): PeerConn {
