@@ -1,5 +1,6 @@
 // The official odin-ws client's public surface (bundled to dist/odin-client.js).
-export { OdinClient, DEAD_CONNECTION, type SubscribeResult } from './odin-client.js';
+export { OdinClient, DEAD_CONNECTION } from './odin-client.js';
+export type { SubscribeResult } from './continuity.js';
 export { backoffCap, fullJitter, parseDrainReason, drainDelay, parseRetryAfter, type BackoffPolicy } from './backoff.js';
 export { parsePos, type Position } from './positions.js';
 export {

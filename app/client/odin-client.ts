@@ -2,11 +2,12 @@
 // continuity: every channel resumes from the last position it delivered, a seq jump is filled
 // from the server's recovery window, and no message is delivered twice. No dependencies: the
 // standard WebSocket (browsers, Node >= 22) or one passed in.
-import { drainDelay, fullJitter, parseDrainReason, parseRetryAfter } from './backoff.js';
-import { ChannelBook, type ChannelState } from './channel-book.js';
+import { drainDelay, fullJitter, parseDrainReason } from './backoff.js';
+import { ChannelBook } from './channel-book.js';
+import { Continuity, type SubscribeResult } from './continuity.js';
 import { Emitter } from './emitter.js';
-import { covers, isConcrete, parseFrame, recoveryOf, type DataMessage, type RecoveryEntry, type Reply } from './frames.js';
-import { notAfter, parsePos } from './positions.js';
+import { isConcrete, parseFrame, type Reply } from './frames.js';
+import { checkChannels, closeKind, isWsUrl, serverError, watchHandshake } from './wire.js';
 import {
   ClientCode,
   OdinError,
@@ -36,12 +37,6 @@ const DEFAULTS = {
 /** The close code the client uses for a connection it found dead (no frame after a ping). */
 export const DEAD_CONNECTION = 4000;
 
-export interface SubscribeResult {
-  readonly channels: readonly string[];
-  /** The server's per-channel recovery answer, when positions or `last` were sent. */
-  readonly recovery?: Readonly<Record<string, RecoveryEntry>>;
-}
-
 interface Pending {
   /** Runs in the frame handler itself: a recovery's answer must be applied before the next frame. */
   onAck?(rec: Record<string, unknown>): void;
@@ -67,6 +62,7 @@ export class OdinClient {
   private readonly events = new Emitter<OdinEvents>();
   private readonly Ctor: WebSocketConstructor | undefined;
   private readonly book: ChannelBook;
+  private readonly flow: Continuity;
   /** What the application asked for. */
   private readonly wanted = new Set<string>();
   /** Of those, what a server confirmed at least once: resubscribed on every connect. */
@@ -97,6 +93,12 @@ export class OdinClient {
     this.Ctor = opts.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
     this.book = new ChannelBook(Math.max(1, s.maxTrackedChannels), () => this.stats.evicted++);
     for (const [ch, pos] of Object.entries(opts.since ?? {})) this.book.seed(ch, pos);
+    this.flow = new Continuity(this.book, s, {
+      stats: this.stats,
+      emit: (type, ev) => this.emit(type, ev),
+      isWanted: (ch) => this.isWanted(ch),
+      refill: (ch, since, onAck, onFail) => this.refill(ch, since, onAck, onFail),
+    });
   }
 
   on<K extends keyof OdinEvents>(type: K, fn: (ev: OdinEvents[K]) => void): () => void {
@@ -194,10 +196,7 @@ export class OdinClient {
     const gen = ++this.gen;
     this.setState({ state: 'connecting', attempt: this.attempt });
     if (!this.Ctor) {
-      this.fail(new OdinError(ClientCode.NO_WEBSOCKET, 'no WebSocket: this platform has none; pass options.WebSocket'));
-      this.stopped = true;
-      this.setState({ state: 'closed' });
-      return;
+      return this.halt(new OdinError(ClientCode.NO_WEBSOCKET, 'no WebSocket: this platform has none; pass options.WebSocket'));
     }
     let token: string | undefined;
     try {
@@ -217,10 +216,7 @@ export class OdinClient {
       if (!isWsUrl(url)) throw new Error('not a ws:// or wss:// URL');
       ws = new this.Ctor(url, token ? [`bearer.${token}`, 'odin.v1'] : ['odin.v1']);
     } catch (err) {
-      this.fail(new OdinError('CLIENT_BAD_OPTION', `cannot open ${String(url)}: ${(err as Error)?.message}`));
-      this.stopped = true;
-      this.setState({ state: 'closed' });
-      return;
+      return this.halt(new OdinError('CLIENT_BAD_OPTION', `cannot open ${String(url)}: ${(err as Error)?.message}`));
     }
     this.ws = ws;
     this.retryAfterMs = null;
@@ -288,9 +284,7 @@ export class OdinClient {
     if (kind !== 'other') this.emit('close', { code, reason, kind } satisfies CloseEvent);
     if (this.stopped) return this.setState({ state: 'closed', code, reason });
     if (code === 4001 && typeof this.opts.token !== 'function') {
-      this.fail(new OdinError('TOKEN_EXPIRED', 'the token expired and options.token is not a function that can give a fresh one'));
-      this.stopped = true;
-      return this.setState({ state: 'closed', code, reason });
+      return this.halt(new OdinError('TOKEN_EXPIRED', 'the token expired and options.token is not a function that can give a fresh one'), code, reason);
     }
     if (code === 4009 && this.wanted.size === 0 && this.waiting.length === 0) {
       // Idle with nothing to hold: stay down until the next subscribe.
@@ -346,12 +340,12 @@ export class OdinClient {
   }
 
   private sendSubscribe(w: Waiter): void {
-    const since = this.sinceFor(w.channels);
+    const since = this.flow.sinceFor(w.channels);
     let lost = false;
     let result: SubscribeResult;
     const onAck = (rec: Record<string, unknown>) => {
       for (const c of w.channels) if (this.wanted.has(c)) this.acked.add(c);
-      result = this.applyRecovery(rec, since);
+      result = this.flow.applyRecovery(rec, since);
     };
     const onLost = () => {
       // Still wanted: the next connection sends it again.
@@ -370,8 +364,8 @@ export class OdinClient {
   }
 
   private resubscribe(channels: string[]): void {
-    const since = this.sinceFor(channels, true);
-    this.request(this.subscribeBody(channels, since), () => {}, (rec) => void this.applyRecovery(rec, since)).catch(
+    const since = this.flow.sinceFor(channels, true);
+    this.request(this.subscribeBody(channels, since), () => {}, (rec) => void this.flow.applyRecovery(rec, since)).catch(
       (err: OdinError) => err.code !== ClientCode.DISCONNECTED && this.fail(err),
     );
   }
@@ -381,76 +375,6 @@ export class OdinClient {
     if (Object.keys(since).length) body.since = since;
     if (this.opts.last && channels.some(isConcrete)) body.last = true;
     return body;
-  }
-
-  /** Positions of the tracked channels these patterns cover, most recent first, up to maxSince. */
-  private sinceFor(channels: string[], reportUntracked = false): Record<string, string> {
-    const since: Record<string, string> = {};
-    let n = 0;
-    for (const [ch, pos] of this.book.withPositions()) {
-      if (!channels.some((p) => covers(p, ch))) continue;
-      if (n < this.s.maxSince) {
-        since[ch] = pos;
-        n++;
-      } else if (reportUntracked) {
-        this.gap({ channel: ch, reason: 'untracked', from: pos, to: undefined, missed: undefined });
-      }
-    }
-    return since;
-  }
-
-  private applyRecovery(rec: Record<string, unknown>, since: Record<string, string>): SubscribeResult {
-    const channels = Array.isArray(rec.channels) ? rec.channels.filter((c): c is string => typeof c === 'string') : [];
-    const recovery = recoveryOf(rec);
-    for (const ch of Object.keys(since)) {
-      const st = this.book.get(ch);
-      if (!st) continue;
-      const entry = recovery?.get(ch);
-      if (!entry) this.unrecoverable(ch, st, 'unsupported');
-      else this.onRecovery(ch, st, entry);
-    }
-    for (const [ch, entry] of recovery ?? []) {
-      if (ch in since || !('last' in entry) || !entry.last) continue;
-      const st = this.book.touch(ch);
-      st.replayLeft = entry.last;
-      st.lastValue = true;
-    }
-    return { channels, ...(recovery ? { recovery: Object.fromEntries(recovery) } : {}) };
-  }
-
-  private onRecovery(ch: string, st: ChannelState, entry: RecoveryEntry): void {
-    if ('unrecoverable' in entry) return this.unrecoverable(ch, st, entry.unrecoverable);
-    const n = 'replayed' in entry ? entry.replayed : entry.last;
-    st.recovering = false;
-    st.lastValue = !('replayed' in entry);
-    st.replayLeft = st.replayTotal = n;
-    if (n === 0) this.replayDone(ch, st);
-  }
-
-  private unrecoverable(ch: string, st: ChannelState, reason: string): void {
-    st.recovering = false;
-    st.epoch = st.seq = undefined;
-    this.gap({ channel: ch, reason, from: st.pos, to: st.held[0]?.pos, missed: undefined });
-    this.flushHeld(ch, st);
-  }
-
-  private replayDone(ch: string, st: ChannelState): void {
-    if (!st.lastValue) {
-      this.stats.recoveries++;
-      this.emit('recovered', { channel: ch, replayed: st.replayTotal });
-    }
-    st.replayTotal = 0;
-    st.lastValue = false;
-    // The live numbering starts again from the next live message (replayed seqs may be another
-    // server's).
-    st.epoch = st.seq = undefined;
-    this.flushHeld(ch, st);
-  }
-
-  private flushHeld(ch: string, st: ChannelState): void {
-    const held = st.held;
-    st.held = [];
-    for (const m of held) this.data(m);
   }
 
   // ---- frames ----
@@ -465,7 +389,7 @@ export class OdinClient {
       return;
     }
     for (const item of parseFrame(data)) {
-      if (item.kind === 'data') this.data(item.msg);
+      if (item.kind === 'data') this.flow.data(item.msg);
       else if (item.kind === 'reply') this.reply(item.reply);
       else this.stats.invalid++;
     }
@@ -484,55 +408,13 @@ export class OdinClient {
     p.resolve(r.rec);
   }
 
-  private data(m: DataMessage): void {
-    if (!this.isWanted(m.channel)) return; // in flight when it was unsubscribed
-    const st = this.book.touch(m.channel);
-    if (st.recovering) {
-      if (st.held.length >= this.s.maxHeld) {
-        st.held.shift();
-        this.stats.heldDropped++;
-      }
-      st.held.push(m);
-      return;
-    }
-    const replayed = st.replayLeft > 0;
-    const at = parsePos(m.pos);
-    if (at && notAfter(at, st.at)) {
-      this.stats.duplicates++;
-      if (replayed && --st.replayLeft === 0) this.replayDone(m.channel, st);
-      return;
-    }
-    if (!replayed && m.epoch !== undefined && m.epoch === st.epoch && m.seq !== undefined && st.seq !== undefined && m.seq > st.seq + 1) {
-      if (this.fillGap(m, st)) return;
-      this.gap({ channel: m.channel, reason: 'seq', from: st.pos, to: m.pos, missed: m.seq - st.seq - 1 });
-    }
-    if (at) {
-      st.pos = m.pos;
-      st.at = at;
-    }
-    if (!replayed) {
-      st.epoch = m.epoch;
-      st.seq = m.seq;
-    }
-    this.stats.messages++;
-    if (replayed) this.stats.replayed++;
-    this.emit('message', { channel: m.channel, pos: m.pos, seq: m.seq, epoch: m.epoch, ts: m.ts, data: m.data, replayed });
-    if (replayed && --st.replayLeft === 0) this.replayDone(m.channel, st);
-  }
-
-  /** A seq jump on a channel with a position: ask the server for what is missing. */
-  private fillGap(m: DataMessage, st: ChannelState): boolean {
-    if (st.pos === undefined || m.pos === undefined || this.pending.size >= this.s.maxPending) return false;
-    const pattern = this.wanted.has(m.channel) ? m.channel : `${m.channel.slice(0, m.channel.indexOf(':'))}:*`;
-    const since = { [m.channel]: st.pos };
-    st.recovering = true;
-    st.held = [m];
-    this.request({ op: 'subscribe', channels: [pattern], since }, () => {}, (rec) => void this.applyRecovery(rec, since)).catch(
-      (err: OdinError) => {
-        if (err.code === ClientCode.DISCONNECTED || !st.recovering) return;
-        this.unrecoverable(m.channel, st, 'seq');
-      },
-    );
+  /** A gap-filling subscribe of one channel, under the pattern the application holds it by. */
+  private refill(ch: string, since: Record<string, string>, onAck: (rec: Record<string, unknown>) => void, onFail: () => void): boolean {
+    if (this.current !== 'open' || this.pending.size >= this.s.maxPending) return false;
+    const pattern = this.wanted.has(ch) ? ch : `${ch.slice(0, ch.indexOf(':'))}:*`;
+    this.request({ op: 'subscribe', channels: [pattern], since }, () => {}, onAck).catch((err: OdinError) => {
+      if (err.code !== ClientCode.DISCONNECTED) onFail();
+    });
     return true;
   }
 
@@ -543,11 +425,6 @@ export class OdinClient {
   }
 
   // ---- events ----
-
-  private gap(ev: OdinEvents['gap']): void {
-    this.stats.gaps++;
-    this.emit('gap', ev);
-  }
 
   private fail(err: OdinError): void {
     this.events.emit('error', err);
@@ -563,64 +440,28 @@ export class OdinClient {
     if (err !== undefined) this.fail(new OdinError('CLIENT_LISTENER', `a ${String(type)} listener threw: ${(err as Error)?.message ?? String(err)}`));
   }
 
+  /** Stops for good on a condition retrying cannot fix; every request still waiting fails with it. */
+  private halt(err: OdinError, code?: number, reason?: string): void {
+    this.stopped = true;
+    this.teardown();
+    this.failAll(err);
+    this.fail(err);
+    this.setState({ state: 'closed', ...(code !== undefined ? { code, reason } : {}) });
+  }
+
   private failAll(err: OdinError): void {
-    for (const p of this.pending.values()) {
+    const pending = [...this.pending.values()];
+    this.pending.clear();
+    for (const p of pending) {
       clearTimeout(p.timer);
       p.reject(err);
     }
-    this.pending.clear();
-    for (const w of this.waiting) w.reject(err);
+    const waiting = this.waiting;
     this.waiting = [];
+    for (const w of waiting) {
+      // Never confirmed: not subscribed (a later connect() must not send them).
+      for (const c of w.fresh) this.wanted.delete(c);
+      w.reject(err);
+    }
   }
-}
-
-function isWsUrl(u: unknown): u is string {
-  return typeof u === 'string' && /^wss?:\/\//i.test(u);
-}
-
-function checkChannels(channels: unknown): OdinError | null {
-  if (!Array.isArray(channels) || channels.length === 0 || !channels.every((c) => typeof c === 'string' && c.length > 0 && c.length <= 200)) {
-    return new OdinError('CLIENT_BAD_ARGUMENT', 'channels must be a non-empty array of "<stream>:<token>" or "<stream>:*" strings');
-  }
-  return null;
-}
-
-function serverError(r: Reply): OdinError {
-  const code = typeof r.rec.code === 'string' ? r.rec.code : ClientCode.BAD_FRAME;
-  const message = typeof r.rec.message === 'string' ? r.rec.message : 'server error';
-  const detail = Array.isArray(r.rec.channels) ? { channels: r.rec.channels } : undefined;
-  return new OdinError(code, message, detail);
-}
-
-function closeKind(code: number): CloseEvent['kind'] {
-  switch (code) {
-    case 1001:
-      return 'going_away';
-    case 1008:
-      return 'policy';
-    case 1013:
-      return 'try_again_later';
-    case 4001:
-      return 'token_expired';
-    case 4008:
-      return 'slow_consumer';
-    case 4009:
-      return 'idle';
-    default:
-      return 'other';
-  }
-}
-
-/**
- * The HTTP status of a refused handshake is invisible to the standard WebSocket API (browsers,
- * Node's global). The `ws` package shows it as 'unexpected-response': read Retry-After there.
- */
-function watchHandshake(ws: WebSocketLike, onRetryAfter: (ms: number) => void): void {
-  const node = ws as unknown as { once?: (ev: string, fn: (req: unknown, res: { statusCode?: number; headers?: Record<string, unknown> }) => void) => void; terminate?: () => void };
-  if (typeof node.once !== 'function' || typeof node.terminate !== 'function') return;
-  node.once('unexpected-response', (_req, res) => {
-    const ms = res?.statusCode === 503 || res?.statusCode === 429 ? parseRetryAfter(res.headers?.['retry-after']) : null;
-    if (ms !== null) onRetryAfter(ms);
-    node.terminate!();
-  });
 }

@@ -160,8 +160,16 @@ describe('client continuity rules', () => {
     const fixed = recordedClient({ url: () => peer.url, ...FAST, token: 'static' });
     clients.push(fixed);
     fixed.client.connect();
-    (await peer.conn(3)).ws.close(4001);
-    await until(() => fixed.client.state === 'closed', 'closed');
+    const third = await peer.conn(3);
+    await until(() => fixed.client.state === 'open', 'open');
+    peer.autoAck = false;
+    const inFlight = fixed.client.subscribe(['trades:A']);
+    await third.next('subscribe');
+    third.ws.close(4001);
+    // The subscribe the server never answered fails with the reason, it does not hang.
+    await expect(inFlight).rejects.toMatchObject({ code: 'TOKEN_EXPIRED' });
+    expect(fixed.client.state).toBe('closed');
+    expect(fixed.client.channels).toEqual([]);
     expect(fixed.errors.map((e) => e.code)).toContain('TOKEN_EXPIRED');
   });
 
