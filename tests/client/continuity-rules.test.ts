@@ -147,6 +147,23 @@ describe('client continuity rules', () => {
     expect(delays[2]).toBeGreaterThanOrEqual(delays[0]);
   });
 
+  it('grows the backoff on each quick loss and starts again from the base after a stable connection', async () => {
+    const c = await setup({ random: () => 0.999, backoffBaseMs: 20, backoffMaxMs: 1000, stableAfterMs: 300 });
+    c.client.connect();
+    for (let i = 1; i <= 3; i++) {
+      const conn = await peer.conn(i);
+      await until(() => c.client.state === 'open', 'open');
+      conn.ws.close(1001); // without a drain reason: an ordinary loss
+    }
+    const conn = await peer.conn(4);
+    await until(() => c.client.state === 'open', 'open');
+    await until(() => c.client['attempt'] === 0, 'the connection to count as stable');
+    conn.ws.close(1001);
+    await peer.conn(5);
+    const delays = c.states.filter((s) => s.state === 'reconnecting').map((s) => s.delayMs);
+    expect(delays).toEqual([19, 39, 79, 19]);
+  });
+
   it('offers bearer.<token> with odin.v1, reads a token function again at each connect, and stops on 4001 with a fixed token', async () => {
     let n = 0;
     const c = await setup({ token: () => `tok${++n}` });
