@@ -27,7 +27,8 @@ export async function bundleClient(outdir) {
     platform: 'browser',
     target: browserTarget,
     format: 'esm',
-    sourcemap: 'linked',
+    // The map beside it, without a sourceMappingURL: the server serves the bundle, not the map.
+    sourcemap: 'external',
     logLevel: 'warning',
   });
   return outfile;
