@@ -1,6 +1,7 @@
 // The shard's HTTP edge on the public port: /health and /metrics (answered by the front, which sees
 // every process), and /ws upgrades: checked here (RFC 6455 shape, origin, admission, per-IP limit,
 // auth) before `ws` completes the handshake.
+import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import type { WebSocket, WebSocketServer } from 'ws';
@@ -38,6 +39,8 @@ export class HttpEdge {
   private readonly perIp = new Map<string, number>();
   /** Plain HTTP connections not yet upgraded, oldest first (a Set keeps insertion order). */
   private readonly pendingSockets = new Set<net.Socket>();
+  /** The live page and the client bundle, read once at start from beside the server bundle. */
+  private readonly pages = loadPages();
 
   constructor(
     private readonly opts: EdgeOptions,
@@ -210,6 +213,9 @@ export class HttpEdge {
       } catch {
         res.writeHead(503, { 'Content-Type': 'application/json' }).end('{"status":"unavailable"}');
       }
+    } else if (this.pages.has(path)) {
+      const page = this.pages.get(path)!;
+      res.writeHead(200, { 'Content-Type': page.type, 'Cache-Control': 'no-cache', 'X-Content-Type-Options': 'nosniff' }).end(page.body);
     } else if (path === '/ws') {
       this.deps.onRefused('http_426');
       res.writeHead(426, { Upgrade: 'websocket', 'Content-Type': 'text/plain' }).end('use a WebSocket client: this endpoint needs Upgrade: websocket\n');
@@ -225,6 +231,26 @@ export class HttpEdge {
     const v4 = addr.startsWith('::ffff:') ? addr.slice(7) : addr;
     return net.isIPv4(v4) ? this.metricsAllow.check(v4, 'ipv4') : this.metricsAllow.check(addr, 'ipv6');
   }
+}
+
+/**
+ * GET / (the live page) and /odin-client.js (the official client), from the dist/ folder this
+ * bundle runs from; a build without them (e.g. running from source) answers 404 there.
+ */
+function loadPages(): Map<string, { type: string; body: Buffer }> {
+  const pages = new Map<string, { type: string; body: Buffer }>();
+  const files: Array<[string, string, string]> = [
+    ['/', 'index.html', 'text/html; charset=utf-8'],
+    ['/odin-client.js', 'odin-client.js', 'text/javascript; charset=utf-8'],
+  ];
+  for (const [route, file, type] of files) {
+    try {
+      pages.set(route, { type, body: fs.readFileSync(new URL(file, import.meta.url)) });
+    } catch {
+      /* not built beside this bundle */
+    }
+  }
+  return pages;
 }
 
 type SocketWithUncount = net.Socket & { odinUncount?: () => void; odinHeadDone?: () => void; odinReserved?: boolean };
