@@ -71,6 +71,7 @@ export const SETTINGS = {
   headersTimeoutMs: { env: 'WS_HEADERS_TIMEOUT_MS', flag: 'headers-timeout-ms', schema: int(500, 120_000), def: '10000', doc: 'a client must send its whole request head within this (slowloris bound; 408 after)' },
   shardLivenessMs: { env: 'WS_SHARD_LIVENESS_MS', flag: 'shard-liveness-ms', schema: int(500, 600_000), def: '3000', doc: 'a shard that answers no heartbeat (or whose bus output stays over its cap) this long is declared hung, SIGKILLed and restarted' },
   drainTimeoutMs: { env: 'WS_DRAIN_TIMEOUT_MS', flag: 'drain-timeout-ms', schema: int(100, 600_000), def: '10000', doc: 'shutdown deadline' },
+  drainNoticeMs: { env: 'WS_DRAIN_NOTICE_MS', flag: 'drain-notice-ms', schema: int(0, 600_000), def: '0', doc: 'on shutdown, /health and new upgrades answer 503 this long while clients are still served (a balancer stops routing) before the drain starts; added to WS_DRAIN_TIMEOUT_MS' },
   streams: { env: 'WS_STREAMS', flag: 'streams', schema: list(STREAM_RE, 'a lowercase stream name'), def: 'trades,prices', doc: 'known streams (channel prefixes)' },
   feedTokens: { env: 'FEED_TOKENS', flag: 'feed-tokens', schema: list(TOKEN_RE, 'a token [A-Za-z0-9_.-]{1,64}'), def: 'ODIN1,ODIN2,ODIN3,ODIN4,ODIN5', doc: 'embedded feed: tokens' },
   feedStreams: { env: 'FEED_STREAMS', flag: 'feed-streams', schema: list(STREAM_RE, 'a lowercase stream name'), def: '', doc: 'embedded feed: streams (default: WS_STREAMS)' },
@@ -123,6 +124,8 @@ export interface ServerConfig {
   readonly busMaxChannels: number;
   readonly headersTimeoutMs: number;
   readonly drainTimeoutMs: number;
+  /** Draining is announced this long before clients are closed; the drain deadline starts after it. */
+  readonly drainNoticeMs: number;
   readonly shardLivenessMs: number;
   readonly streams: readonly string[];
   readonly feedTokens: readonly string[];
