@@ -57,4 +57,5 @@ export function parseCli(argv: string[]): Record<string, unknown>;
 export function downPlan(dir: string): Array<{ name: string; file: string; marker: string }>;
 export function down(dir?: string, log?: (msg: string) => void): Promise<number>;
 export function isOurs(pid: number, marker: string): boolean;
+export function status(dir: string, log: (msg: string) => void): Promise<number>;
 export function main(argv: string[], opts?: { env?: NodeJS.ProcessEnv }): Promise<number>;

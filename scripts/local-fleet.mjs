@@ -6,6 +6,7 @@
 //
 //   node scripts/local-fleet.mjs [up] [--port N] [--nodes N] [--notice-ms N] [--rate N] [--tokens N]
 //                                     run in the foreground; Ctrl-C stops everything
+//   node scripts/local-fleet.mjs status  HAProxy's view of each node, and each node's /health status
 //   node scripts/local-fleet.mjs down  stop what an `up` left running (its pid files)
 //
 // Tests import startFleet() and drive the nodes (drain, restart, SIGKILL) themselves.
@@ -38,6 +39,7 @@ export const USAGE = `usage: local-fleet.mjs [up|down] [options]
   up    (default) [--port N (balancer, default ${DEFAULTS.port}; 0 = any)] [--nodes N (default ${DEFAULTS.nodes})]
         [--shards N per node (default ${DEFAULTS.shards})] [--notice-ms N (WS_DRAIN_NOTICE_MS, default ${DEFAULTS.noticeMs})]
         [--rate N (publisher records/s, default ${DEFAULTS.rate})] [--tokens N (default ${DEFAULTS.tokens})]
+  status  HAProxy's view of each node (UP/DOWN, sessions) and each node's /health
   down  stop what up started (pid files in the state dir)
 State dir: ODIN_FLEET_DIR (absolute), default .tmp/fleet.`;
 
@@ -137,10 +139,10 @@ export function parseCli(argv) {
   const [first, ...rest] = argv;
   const command = first === undefined || first.startsWith('-') ? 'up' : first;
   const args = command === first ? rest : argv;
-  if (command !== 'up' && command !== 'down') throw new UsageError(`unknown command ${JSON.stringify(command)}`, USAGE);
+  if (!['up', 'down', 'status'].includes(command)) throw new UsageError(`unknown command ${JSON.stringify(command)}`, USAGE);
   const options = command === 'up' ? { port: { type: 'string' }, nodes: { type: 'string' }, shards: { type: 'string' }, 'notice-ms': { type: 'string' }, rate: { type: 'string' }, tokens: { type: 'string' } } : {};
   const { values } = parseOptions(args, options, { usage: USAGE });
-  if (command === 'down') return { command, help: values.help };
+  if (command !== 'up') return { command, help: values.help };
   return {
     command,
     help: values.help,
@@ -440,6 +442,28 @@ export async function down(dir = STATE_DIR, log = () => {}) {
   return stopped;
 }
 
+/** One line per node: HAProxy's state and sessions, the node's own /health status. */
+export async function status(dir, log) {
+  let fleet;
+  try {
+    fleet = JSON.parse(fs.readFileSync(path.join(dir, 'fleet.json'), 'utf8'));
+  } catch {
+    throw new UsageError(`no fleet in ${dir}: \`npm run local:fleet\` first`);
+  }
+  const rows = parseStat(await haproxyCommand(fleet.haproxy.socket, 'show stat').catch(() => ''));
+  let ok = rows.length > 0;
+  if (!ok) log(`HAProxy does not answer on ${fleet.haproxy.socket}`);
+  log(`balancer ${fleet.url}`);
+  for (const n of fleet.nodes) {
+    const row = rows.find((r) => r.proxy === 'nodes' && r.server === n.name);
+    const h = await getJson(`http://127.0.0.1:${n.port}/health`).catch(() => null);
+    const own = h ? `${h.status} ${h.body.status} ${h.body.system?.total_connections ?? '?'} connections` : 'not answering';
+    log(`${n.name} :${n.port}  haproxy ${row ? `${row.status}, ${row.sessions} sessions` : '?'}  /health ${own}`);
+    if (row?.status !== 'UP') ok = false;
+  }
+  return ok ? 0 : 1;
+}
+
 export async function main(argv, { env = process.env } = {}) {
   const cli = parseCli(argv);
   if (cli.help) {
@@ -454,6 +478,7 @@ export async function main(argv, { env = process.env } = {}) {
     log(n ? `down: ${n} process(es) stopped` : 'down: nothing was running');
     return 0;
   }
+  if (cli.command === 'status') return status(dir, log);
   if (downPlan(dir).some(({ file, marker }) => isOurs(Number(fs.readFileSync(file, 'utf8').trim()), marker))) {
     throw new UsageError(`a fleet is already running from ${dir}: \`npm run local:fleet -- down\` first`);
   }

@@ -49,6 +49,7 @@ describe('local-fleet script', () => {
     expect(parseCli([])).toMatchObject({ command: 'up', nodes: 3, port: 3004 });
     expect(parseCli(['--nodes', '2', '--port', '0'])).toMatchObject({ command: 'up', nodes: 2, port: 0 });
     expect(parseCli(['down'])).toMatchObject({ command: 'down' });
+    expect(parseCli(['status'])).toMatchObject({ command: 'status' });
     for (const bad of [['--nodes', '0'], ['--port', 'x'], ['sideways'], ['--what']]) {
       expect(() => parseCli(bad), bad.join(' ')).toThrow(expect.objectContaining({ exitCode: 2 }));
     }
