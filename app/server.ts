@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { Registry } from 'prom-client';
 import { BroadcastBus } from './bus/broadcast-bus.js';
 import { createBusMetrics } from './bus/bus-metrics.js';
+import { RecoveryWindow } from './bus/recovery-window.js';
 import type { MessageSource } from './common/contracts.js';
 import { EXIT_CONFIG } from './common/errors.js';
 import { createLogger, type Logger } from './common/logger.js';
@@ -34,6 +35,11 @@ async function main(): Promise<void> {
 
   const entry = fileURLToPath(import.meta.url);
   const pool = new ShardPool(config, entry, log);
+  // The window asks the source how far back it has every record; the source needs the bus first.
+  const window = new RecoveryWindow(
+    { windowMs: config.recoveryWindowMs, maxMessages: config.recoveryMaxMessages, maxBytes: config.recoveryMaxBytes, maxReplayBytes: config.recoveryMaxReplayBytes },
+    { floor: (stream, origin) => source.floor(stream, origin) },
+  );
   const bus = new BroadcastBus(
     {
       batchSize: config.busBatchSize,
@@ -45,13 +51,14 @@ async function main(): Promise<void> {
     pool,
     log,
     createBusMetrics(registry),
+    window,
   );
   const source: MessageSource = createSource(config, bus, log, registry);
 
   log.info({ mode: config.mode, shards: config.shards }, 'sharded mode enabled');
   bus.start();
   pool.watchStalls((id) => bus.overCapSinceMs(id));
-  const front = new Front(config, log, registry, pool, bus, source, releaseVersion(entry));
+  const front = new Front(config, log, registry, pool, bus, source, window, releaseVersion(entry));
   await front.start();
   await source.start();
 

@@ -6,6 +6,7 @@ import type { Dispatch, HealthBody, SourceMessage } from '../common/contracts.js
 import { encodeBatch } from '../common/ipc.js';
 import type { Logger } from '../common/logger.js';
 import type { BusMetrics } from './bus-metrics.js';
+import type { RecoveryWindow } from './recovery-window.js';
 
 /** What the bus needs from the shard pool; it owns nothing about processes. */
 export interface BusTargets {
@@ -108,6 +109,7 @@ export class BroadcastBus implements Dispatch {
     private readonly targets: BusTargets,
     private readonly log: Logger,
     private readonly metrics: BusMetrics,
+    private readonly window: RecoveryWindow,
     now = Date.now(),
   ) {
     this.epochBase = now.toString(36);
@@ -126,7 +128,11 @@ export class BroadcastBus implements Dispatch {
       'bus bounds enabled',
     );
     if (this.sweeper) return;
-    this.sweeper = setInterval(() => this.sweep(Date.now()), Math.min(10_000, Math.max(50, this.opts.channelIdleMs / 4)));
+    this.sweeper = setInterval(() => {
+      const now = Date.now();
+      this.sweep(now);
+      this.window.expire(now);
+    }, Math.min(10_000, Math.max(50, this.opts.channelIdleMs / 4)));
     this.sweeper.unref();
   }
 
@@ -152,7 +158,9 @@ export class BroadcastBus implements Dispatch {
       st.inBatch++;
       const seq = ++st.seq;
       // The source already checked `data` is a JSON object's text: splice it, don't re-encode.
-      const json = `${st.prefix}${seq},"ts":${m.ts},"data":${m.data}}`;
+      const json = `${st.prefix}${seq},"pos":"${m.origin}:${m.offset}","ts":${m.ts},"data":${m.data}}`;
+      // Kept as the text the clients get: a replay sends these very bytes.
+      this.window.store(channel, m.stream, m, json, now);
       const len = Buffer.byteLength(json);
       // The segment (see encodeSegment): u16 channel length, channel, u32 payload length, payload.
       const head = 2 + st.nameBytes;

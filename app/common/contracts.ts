@@ -11,6 +11,12 @@ export interface SourceMessage {
   readonly ts: number;
   /** The payload: the text of a JSON object, spliced into the envelope unchanged. */
   readonly data: string;
+  /**
+   * Where the record comes from (`p<partition>` for Kafka, `e<run>` for the embedded feed) and its
+   * offset there: the same on every server process for the same record (the message's `pos`).
+   */
+  readonly origin: string;
+  readonly offset: number;
 }
 
 /** What a source needs from the bus: accept a batch (returning means accepted). */
@@ -24,6 +30,11 @@ export interface MessageSource {
   start(): Promise<void>;
   /** Idempotent. */
   stop(): Promise<void>;
+  /**
+   * The offset after which this process has every record of `origin` for `stream` (the recovery
+   * window's coverage): 'pending' while it cannot tell yet, null for an origin it has not.
+   */
+  floor(stream: string, origin: string): number | 'pending' | null;
   /** Merged into /health under the source's key (e.g. `kafka`). */
   health(): Record<string, unknown>;
 }
@@ -86,6 +97,8 @@ export interface HealthBody {
     congested: boolean;
     shards: Array<{ id: number; pending_bytes: number; dropped_bytes: number; dropped_messages: number; over_cap_since_ms: number | null }>;
   };
+  /** The recovery window (what is kept) and the recovery requests answered from it. */
+  recovery: Record<string, unknown>;
   kafka?: Record<string, unknown>;
   feed?: Record<string, unknown>;
 }

@@ -31,7 +31,26 @@ export type FromShard =
   | { t: 'interest'; seq: number; add: string[]; remove: string[] }
   | { t: 'stats'; stats: ShardStats }
   | { t: 'metrics-res'; id: number; metrics: unknown }
-  | { t: 'http-req'; id: number; kind: 'health' | 'metrics'; detail: boolean };
+  | { t: 'http-req'; id: number; kind: 'health' | 'metrics'; detail: boolean }
+  // A client's subscribe asked for recovery (`since`) or the last value; the front answers with a
+  // replay frame on the bus pipe, in order with the batches (see encodeReplay).
+  | { t: 'recover'; rid: number; items: RecoverItem[] };
+
+/** One channel of a recovery request: everything after `since`, or (last) its latest message. */
+export interface RecoverItem {
+  channel: string;
+  since?: string;
+  last?: boolean;
+}
+
+/** Per channel, what a replay frame carries (the client's `recovery` entry, plus `after`). */
+export interface RecoverOutcome {
+  replayed?: number;
+  last?: number;
+  unrecoverable?: string;
+  /** The position after which live messages are due (the shard drops those at or before it). */
+  after?: string;
+}
 
 /** Channel restrictions from an auth token; null/undefined = every channel allowed. */
 export interface ChannelClaims {
@@ -109,6 +128,35 @@ export function encodeBatch(segments: readonly Buffer[], flushedAtMs = performan
   return out;
 }
 
+/** In a frame's count field: the frame is a replay (see encodeReplay), not a batch. */
+const REPLAY_MARK = 0xffffffff;
+
+/**
+ * Replay frame: u32 body length, u32 REPLAY_MARK, u32 segment count, u32 meta length, the meta
+ * (JSON: rid and per-channel outcomes), then the segments. It travels on the bus pipe so that
+ * every batch written after it reaches the shard after it.
+ */
+export function encodeReplay(rid: number, outcomes: Record<string, RecoverOutcome>, messages: ReadonlyArray<{ channel: string; json: string }>): Buffer {
+  const meta = Buffer.from(JSON.stringify({ rid, outcomes }));
+  const segs = messages.map((m) => encodeSegment(m.channel, Buffer.from(m.json)));
+  let len = 12 + meta.length;
+  for (const s of segs) len += s.length;
+  const out = Buffer.allocUnsafe(4 + len);
+  out.writeUInt32LE(len, 0);
+  out.writeUInt32LE(REPLAY_MARK, 4);
+  out.writeUInt32LE(segs.length, 8);
+  out.writeUInt32LE(meta.length, 12);
+  meta.copy(out, 16);
+  let off = 16 + meta.length;
+  for (const s of segs) {
+    s.copy(out, off);
+    off += s.length;
+  }
+  return out;
+}
+
+export type ReplayHandler = (rid: number, outcomes: Record<string, RecoverOutcome>, messages: BusMessage[]) => void;
+
 /**
  * Incremental decoder for the bus pipe: feed chunks, get whole batches. Linear in its input: the
  * chunks of an incomplete frame are only collected, and joined once the frame is complete.
@@ -116,6 +164,8 @@ export function encodeBatch(segments: readonly Buffer[], flushedAtMs = performan
 export class BatchDecoder {
   private parts: Buffer[] = [];
   private have = 0;
+  /** Where replay frames go (the shard sets it; a decoder without one skips them). */
+  onReplay: ReplayHandler | null = null;
   /** Bytes of the frame being collected (4 + body), 0 while its length is not yet known. */
   private need = 0;
 
@@ -142,7 +192,8 @@ export class BatchDecoder {
       if (buf.length - off < 4 + len) break;
       const body = buf.subarray(off + 4, off + 4 + len);
       off += 4 + len;
-      onBatch(this.decodeBody(body), body.readDoubleLE(4));
+      if (body.readUInt32LE(0) === REPLAY_MARK) this.replay(body);
+      else onBatch(this.decodeBody(body), body.readDoubleLE(4));
     }
     if (off === buf.length) return;
     const rest = buf.subarray(off);
@@ -162,10 +213,19 @@ export class BatchDecoder {
     return h.readUInt32LE(0);
   }
 
+  private replay(body: Buffer): void {
+    const metaLen = body.readUInt32LE(8);
+    const meta = JSON.parse(body.toString('utf8', 12, 12 + metaLen)) as { rid: number; outcomes: Record<string, RecoverOutcome> };
+    this.onReplay?.(meta.rid, meta.outcomes, this.segments(body, body.readUInt32LE(4), 12 + metaLen));
+  }
+
   private decodeBody(body: Buffer): BusMessage[] {
-    const n = body.readUInt32LE(0);
+    return this.segments(body, body.readUInt32LE(0), 12);
+  }
+
+  private segments(body: Buffer, n: number, start: number): BusMessage[] {
     const out: BusMessage[] = new Array(n);
-    let off = 12;
+    let off = start;
     for (let i = 0; i < n; i++) {
       const chLen = body.readUInt16LE(off);
       const channel = body.toString('utf8', off + 2, off + 2 + chLen);

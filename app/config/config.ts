@@ -72,6 +72,12 @@ export const SETTINGS = {
   shardLivenessMs: { env: 'WS_SHARD_LIVENESS_MS', flag: 'shard-liveness-ms', schema: int(500, 600_000), def: '3000', doc: 'a shard that answers no heartbeat (or whose bus output stays over its cap) this long is declared hung, SIGKILLed and restarted' },
   drainTimeoutMs: { env: 'WS_DRAIN_TIMEOUT_MS', flag: 'drain-timeout-ms', schema: int(100, 600_000), def: '10000', doc: 'shutdown deadline' },
   drainNoticeMs: { env: 'WS_DRAIN_NOTICE_MS', flag: 'drain-notice-ms', schema: int(0, 600_000), def: '0', doc: 'on shutdown, /health and new upgrades answer 503 this long while clients are still served (a balancer stops routing) before the drain starts; added to WS_DRAIN_TIMEOUT_MS' },
+  recoveryWindowMs: { env: 'WS_RECOVERY_WINDOW_MS', flag: 'recovery-window-ms', schema: int(0, 86_400_000), def: '60000', doc: 'recovery window: how long messages are kept for clients that reconnect with `since` (0 = off); with Kafka also how far back a starting server reads' },
+  recoveryMaxMessages: { env: 'WS_RECOVERY_MAX_MESSAGES', flag: 'recovery-max-messages', schema: int(1, 10_000_000), def: '10000', doc: 'recovery window: messages kept per channel' },
+  recoveryMaxBytes: { env: 'WS_RECOVERY_MAX_BYTES', flag: 'recovery-max-bytes', schema: int(1 << 20, 2 ** 40), def: String(128 << 20), doc: 'recovery window: bytes kept for all channels together (the oldest message of the whole window goes first)' },
+  recoveryMaxReplayBytes: { env: 'WS_RECOVERY_MAX_REPLAY_BYTES', flag: 'recovery-max-replay-bytes', schema: int(1024, 1 << 30), def: String(512 << 10), doc: 'largest replay one subscribe may get (at most WS_CLIENT_BUFFER_BYTES); larger is refused as too_large' },
+  recoveryWaitMs: { env: 'WS_RECOVERY_WAIT_MS', flag: 'recovery-wait-ms', schema: int(0, 600_000), def: '10000', doc: 'how long a recovery may wait for a starting server to know its Kafka positions before it is refused as not_ready' },
+  reconnectWindowMs: { env: 'WS_RECONNECT_WINDOW_MS', flag: 'reconnect-window-ms', schema: int(0, 600_000), def: '5000', doc: 'on shutdown, clients are told (1001 reason) to spread their reconnects over this long' },
   streams: { env: 'WS_STREAMS', flag: 'streams', schema: list(STREAM_RE, 'a lowercase stream name'), def: 'trades,prices', doc: 'known streams (channel prefixes)' },
   feedTokens: { env: 'FEED_TOKENS', flag: 'feed-tokens', schema: list(TOKEN_RE, 'a token [A-Za-z0-9_.-]{1,64}'), def: 'ODIN1,ODIN2,ODIN3,ODIN4,ODIN5', doc: 'embedded feed: tokens' },
   feedStreams: { env: 'FEED_STREAMS', flag: 'feed-streams', schema: list(STREAM_RE, 'a lowercase stream name'), def: '', doc: 'embedded feed: streams (default: WS_STREAMS)' },
@@ -127,6 +133,12 @@ export interface ServerConfig {
   /** Draining is announced this long before clients are closed; the drain deadline starts after it. */
   readonly drainNoticeMs: number;
   readonly shardLivenessMs: number;
+  readonly recoveryWindowMs: number;
+  readonly recoveryMaxMessages: number;
+  readonly recoveryMaxBytes: number;
+  readonly recoveryMaxReplayBytes: number;
+  readonly recoveryWaitMs: number;
+  readonly reconnectWindowMs: number;
   readonly streams: readonly string[];
   readonly feedTokens: readonly string[];
   readonly feedStreams: readonly string[];
@@ -189,6 +201,9 @@ export function parseConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): Co
   const streams = new Set(out.streams as string[]);
   for (const s of out.feedStreams as string[]) {
     if (!streams.has(s)) problems.push(`FEED_STREAMS: "${s}" is not one of WS_STREAMS (${[...streams].join(',')})`);
+  }
+  if ((out.recoveryMaxReplayBytes as number) > (out.clientBufferBytes as number)) {
+    problems.push(`${sources.recoveryMaxReplayBytes}=${out.recoveryMaxReplayBytes}: must be at most WS_CLIENT_BUFFER_BYTES (${out.clientBufferBytes}): a replay is written to the client at once`);
   }
   const kafka = parseKafkaConfig(env, out.streams as string[]);
   if (!kafka.ok) problems.push(...kafka.problems);

@@ -1,6 +1,7 @@
 // Synthetic market data for when no broker is configured, so the server is useful on a fresh
 // machine. Every channel (stream x token) gets `rate` messages per second; a tick emits all the
 // channels' messages together, as a real feed bursts on each market update.
+import type { Coverage } from '../bus/recovery-window.js';
 import type { Dispatch, MessageSource, SourceMessage } from '../common/contracts.js';
 import type { Logger } from '../common/logger.js';
 
@@ -13,8 +14,11 @@ export interface EmbeddedFeedOptions {
 
 const MIN_TICK_MS = 10;
 
-export class EmbeddedFeed implements MessageSource {
+export class EmbeddedFeed implements MessageSource, Coverage {
   readonly kind = 'embedded' as const;
+  /** This run's origin: positions of another run (a restarted server) are not comparable. */
+  readonly origin = `e${Date.now().toString(36)}${Math.floor(Math.random() * 36 ** 4).toString(36)}`;
+  private offset = 0;
   private timer: NodeJS.Timeout | null = null;
   private readonly tickMs: number;
   private owed = 0;
@@ -51,7 +55,9 @@ export class EmbeddedFeed implements MessageSource {
     for (let r = 0; r < rounds; r++) {
       for (const token of this.opts.tokens) {
         const price = this.step(token);
-        for (const stream of this.opts.streams) batch.push({ stream, token, ts, data: this.payload(stream, price) });
+        for (const stream of this.opts.streams) {
+          batch.push({ stream, token, ts, data: this.payload(stream, price), origin: this.origin, offset: ++this.offset });
+        }
       }
     }
     this.sent += batch.length;
@@ -71,6 +77,11 @@ export class EmbeddedFeed implements MessageSource {
       return `{"price":${price.toFixed(4)},"size":${(Math.random() * 10).toFixed(3)},"side":"${side}"${pad}}`;
     }
     return `{"bid":${(price * 0.9995).toFixed(4)},"ask":${(price * 1.0005).toFixed(4)},"last":${price.toFixed(4)}${pad}}`;
+  }
+
+  /** Every message of this run is seen from its first. */
+  floor(_stream: string, origin: string): number | null {
+    return origin === this.origin ? 0 : null;
   }
 
   async stop(): Promise<void> {

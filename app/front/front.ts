@@ -9,12 +9,15 @@ import type { Logger } from '../common/logger.js';
 import { ResourceGuard } from './guard.js';
 import { buildHealth, publicHealth } from './health.js';
 import type { HttpAnswer, ShardPool } from './shard-pool.js';
+import type { RecoveryWindow } from '../bus/recovery-window.js';
+import { RecoveryDesk } from './recovery-desk.js';
 
 const SAMPLE_MS = 1000;
 const JSON_TYPE = 'application/json';
 
 export class Front {
   private readonly guard: ResourceGuard;
+  private readonly desk: RecoveryDesk;
   private readonly startedAt = Date.now();
   private draining = false;
   private stopPromise: Promise<void> | null = null;
@@ -31,9 +34,13 @@ export class Front {
     private readonly pool: ShardPool,
     private readonly bus: BroadcastBus,
     private readonly source: MessageSource,
+    private readonly window: RecoveryWindow,
     private readonly version: string,
   ) {
     this.guard = new ResourceGuard(config);
+    this.desk = new RecoveryDesk(window, { waitMs: config.recoveryWaitMs, maxReplayBytes: config.recoveryMaxReplayBytes });
+    pool.handleRecover((shard, rid, items) => this.desk.handle(shard, rid, items));
+    this.recoveryMetrics(registry);
     collectDefaultMetrics({ register: registry, prefix: 'odin_ws_', labels: { shard: 'front' } });
     new Gauge({
       name: 'odin_ws_connections',
@@ -69,6 +76,42 @@ export class Front {
     for (const s of pool.shards) for (const cause of ['crash', 'hang']) restarts.inc({ shard: String(s.id), cause }, 0);
     pool.onRestart = (s, cause) => restarts.inc({ shard: String(s.id), cause });
     new Gauge({ name: 'odin_ws_build_info', help: 'The release serving (always 1)', labelNames: ['version'], registers: [registry] }).set({ version }, 1);
+  }
+
+  /** The recovery window's size and the answers given from it. */
+  private recoveryMetrics(registry: Registry): void {
+    const window = this.window;
+    const desk = this.desk;
+    new Gauge({ name: 'odin_ws_recovery_window_messages', help: 'Messages kept in the recovery window', registers: [registry], collect() { this.set(window.stats().messages); } });
+    new Gauge({ name: 'odin_ws_recovery_window_bytes', help: 'Bytes the recovery window holds (text plus a per-entry estimate), against WS_RECOVERY_MAX_BYTES', registers: [registry], collect() { this.set(window.stats().bytes); } });
+    // Counters whose values live in the window and the desk: each scrape adds what was added since.
+    const mirror = (name: string, help: string, label: string, read: () => Record<string, number>) => {
+      const seen: Record<string, number> = {};
+      new Counter({
+        name,
+        help,
+        labelNames: [label],
+        registers: [registry],
+        collect() {
+          for (const [k, n] of Object.entries(read())) {
+            this.inc({ [label]: k }, n - (seen[k] ?? 0));
+            seen[k] = n;
+          }
+        },
+      });
+    };
+    mirror('odin_ws_recovery_evictions_total', 'Messages evicted from the recovery window, by cause (time, bytes, count)', 'cause', () => window.stats().evicted);
+    mirror('odin_ws_recovery_unrecoverable_total', 'Channel recoveries refused, by reason', 'reason', () => desk.unrecoverable);
+    let replayed = 0;
+    new Counter({
+      name: 'odin_ws_recovery_replayed_total',
+      help: 'Messages replayed to recovering clients (after their since, or the last value)',
+      registers: [registry],
+      collect() {
+        this.inc(desk.replayed - replayed);
+        replayed = desk.replayed;
+      },
+    });
   }
 
   /** Forks the shards (they listen), then logs the addresses once every shard is listening. */
@@ -109,6 +152,7 @@ export class Front {
     await this.source.stop();
     this.bus.stop();
     await this.pool.drain(deadline);
+    this.desk.stop();
     if (this.sampler) clearInterval(this.sampler);
     this.log.info('stopped');
   }
@@ -133,7 +177,7 @@ export class Front {
     const status = this.draining ? 503 : 200;
     if (detail) await this.pool.refreshStats();
     const body = detail
-      ? buildHealth({ config: this.config, version: this.version, draining: this.draining, startedAt: this.startedAt, load: this.load, pool: this.pool, bus: this.bus, source: this.source })
+      ? buildHealth({ config: this.config, version: this.version, draining: this.draining, startedAt: this.startedAt, load: this.load, pool: this.pool, bus: this.bus, source: this.source, window: this.window, desk: this.desk })
       : publicHealth(this.draining);
     return { status, type: JSON_TYPE, body: JSON.stringify(body) };
   }

@@ -5,6 +5,8 @@ import type { BroadcastBus } from '../bus/broadcast-bus.js';
 import type { HealthBody, MessageSource } from '../common/contracts.js';
 import type { ServerConfig } from '../config/config.js';
 import type { ShardPool } from './shard-pool.js';
+import type { RecoveryWindow } from '../bus/recovery-window.js';
+import type { RecoveryDesk } from './recovery-desk.js';
 
 export interface HealthInputs {
   readonly config: ServerConfig;
@@ -15,6 +17,8 @@ export interface HealthInputs {
   readonly pool: ShardPool;
   readonly bus: BroadcastBus;
   readonly source: MessageSource;
+  readonly window: RecoveryWindow;
+  readonly desk: RecoveryDesk;
 }
 
 export function publicHealth(draining: boolean): { status: 'ok' | 'draining' } {
@@ -67,6 +71,7 @@ export function buildHealth(h: HealthInputs): HealthBody {
       cpu: round(s.stats?.cpu ?? 0),
     })),
     bus: h.bus.health(),
+    recovery: { ...h.window.stats(), ...h.desk.stats() },
   };
   if (h.source.kind === 'kafka') body.kafka = h.source.health();
   else body.feed = h.source.health();

@@ -7,7 +7,7 @@ import type net from 'node:net';
 import type { Writable } from 'node:stream';
 import type { BusTarget, BusTargets } from '../bus/broadcast-bus.js';
 import type { ServerConfig } from '../config/config.js';
-import type { FromShard, ShardStats, ToShard } from '../common/ipc.js';
+import type { FromShard, RecoverItem, ShardStats, ToShard } from '../common/ipc.js';
 import type { Logger } from '../common/logger.js';
 import { AdmissionLedger } from './admission.js';
 
@@ -95,6 +95,7 @@ export class ShardHandle implements BusTarget {
 /** What the front answers for a shard's /health or /metrics request. */
 export type HttpAnswer = { status: number; type: string; body: string };
 export type HttpRequestHandler = (kind: 'health' | 'metrics', detail: boolean) => Promise<HttpAnswer>;
+export type RecoverHandler = (shard: ShardHandle, rid: number, items: RecoverItem[]) => void;
 
 /** The guard's verdict the front computes from the whole server's load (cpu, memory). */
 export interface AdmissionFlags {
@@ -116,6 +117,7 @@ export class ShardPool implements BusTargets {
   private port = 0;
   private flags: AdmissionFlags = { refuse: null, draining: false };
   private onHttp: HttpRequestHandler = async () => ({ status: 503, type: 'application/json', body: '{"status":"starting"}' });
+  private onRecover: RecoverHandler = () => {};
   relayFailed = 0;
   /** Called once per restart with its cause (the front counts them in /metrics). */
   onRestart: (s: ShardHandle, cause: RestartCause) => void = () => {};
@@ -150,6 +152,10 @@ export class ShardPool implements BusTargets {
 
   handleHttp(fn: HttpRequestHandler): void {
     this.onHttp = fn;
+  }
+
+  handleRecover(fn: RecoverHandler): void {
+    this.onRecover = fn;
   }
 
   setFlags(flags: AdmissionFlags): void {
@@ -382,6 +388,9 @@ export class ShardPool implements BusTargets {
       case 'metrics-res':
         this.metricsWaiters.get(msg.id)?.(msg.metrics);
         this.metricsWaiters.delete(msg.id);
+        break;
+      case 'recover':
+        this.onRecover(s, msg.rid, msg.items);
         break;
       case 'http-req':
         void this.onHttp(msg.kind, msg.detail)

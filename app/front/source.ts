@@ -7,7 +7,7 @@ import { EmbeddedFeed } from '../feed/embedded-feed.js';
 import { KafkaConsumerPool } from '../kafka/consumer-pool.js';
 
 export function createSource(config: ServerConfig, sink: Dispatch, log: Logger, registry: Registry): MessageSource {
-  if (config.kafka) return new KafkaConsumerPool(config.kafka, sink, log, registry);
+  if (config.kafka) return new KafkaConsumerPool(config.kafka, sink, log, registry, { seekBackMs: config.recoveryWindowMs });
   return new EmbeddedFeed(
     { tokens: config.feedTokens, streams: config.feedStreams, rate: config.feedRate, payloadBytes: config.feedPayloadBytes },
     sink,

@@ -79,6 +79,15 @@ function schema(streams: readonly string[], defaultGroup: string) {
           }
         }
         if (new Set(topics).size !== topics.length) ctx.addIssue({ code: 'custom', message: 'KAFKA_TOPICS: a topic is listed twice' });
+        // A channel's positions are offsets in ONE topic's partition: two topics of one stream
+        // would give it positions that cannot be compared.
+        const byStream = new Map<string, string>();
+        for (const t of topics) {
+          const s = streamOfTopic(t);
+          const other = byStream.get(s);
+          if (other && other !== t) ctx.addIssue({ code: 'custom', message: `KAFKA_TOPICS: topics ${other} and ${t} both map to stream ${s}; give each stream one topic` });
+          byStream.set(s, t);
+        }
         return topics;
       }),
     KAFKA_CONSUMER_GROUP: z

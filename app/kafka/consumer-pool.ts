@@ -14,6 +14,7 @@ import { createKafkaMetrics, type KafkaMetrics } from './metrics.js';
 import { createMicroBatcher, type Batcher } from './micro-batcher.js';
 import { kafkajsLogCreator, createRateLimitedLog, type RateLimitedLog } from './rate-limited-log.js';
 import { createRecordMapper, REJECT_REASONS, type RejectReason } from './record-mapper.js';
+import { streamOfTopic } from '../common/channel.js';
 
 // Fetch for latency: the broker answers as soon as one byte is there, and an idle fetch returns
 // after 50 ms instead of kafkajs' 5 s (which also bounds how stale `connected` can be).
@@ -41,6 +42,12 @@ export interface FlowControl {
   drained(): Promise<void>;
 }
 
+/** What the pool needs besides its Kafka settings. */
+export interface PoolOptions {
+  /** At the process's first join, start this far back in time (the recovery window's reach). */
+  readonly seekBackMs: number;
+}
+
 export class KafkaConsumerPool implements MessageSource {
   readonly kind = 'kafka' as const;
   private readonly log: Logger;
@@ -62,13 +69,24 @@ export class KafkaConsumerPool implements MessageSource {
   private readonly lagByPartition = new Map<string, number>();
   private paused = false;
   private pauses = 0;
+  /** Per `topic/partition`: the offset after which this process has every record (see floor()). */
+  private readonly coverage = new Map<string, number>();
+  /** Per `topic/partition`: the highest offset dispatched, so a redelivered record is dispatched once. */
+  private readonly dispatched = new Map<string, number>();
+  /** The first join's starting offsets (per topic, per partition), from the broker by time. */
+  private seekPlan: Map<string, Map<number, string>> | null = null;
+  private partitionCounts: Map<string, number> | null = null;
+  private readonly topicOfStream = new Map<string, string>();
+  private redelivered = 0;
 
   constructor(
     private readonly config: KafkaConfig,
     private readonly dispatch: Dispatch & Partial<FlowControl>,
     logger: Logger,
     registry: Registry,
+    private readonly opts: PoolOptions = { seekBackMs: 0 },
   ) {
+    for (const t of config.topics) this.topicOfStream.set(streamOfTopic(t), t);
     this.log = logger.child({ part: 'kafka' });
     this.limited = createRateLimitedLog(this.log);
     this.rejectedBy = Object.fromEntries(REJECT_REASONS.map((r) => [r, 0])) as Record<RejectReason, number>;
@@ -147,9 +165,71 @@ export class KafkaConsumerPool implements MessageSource {
       lag: this.lag(),
       last_message_age_ms: this.lastMessageAt ? Date.now() - this.lastMessageAt : null,
       records_total: this.recordsTotal,
+      redelivered_skipped: this.redelivered,
       rejected_total: Object.values(this.rejectedBy).reduce((a, b) => a + b, 0),
       rejected: { ...this.rejectedBy },
     };
+  }
+
+  floor(stream: string, origin: string): number | 'pending' | null {
+    const topic = this.topicOfStream.get(stream);
+    const m = /^p(\d{1,9})$/.exec(origin);
+    if (!topic || !m) return null;
+    const partition = Number(m[1]);
+    const f = this.coverage.get(`${topic}/${partition}`);
+    if (f !== undefined) return f;
+    const count = this.partitionCounts?.get(topic);
+    return count !== undefined && partition >= count ? null : 'pending';
+  }
+
+  /**
+   * The first join's starting points: every partition's first offset at or after now - seekBackMs
+   * (its end when there is none), so the recovery window is rebuilt right after a restart. Later
+   * joins of this process resume from the committed offsets (and skip what was dispatched).
+   */
+  private async planSeek(kafka: Kafka): Promise<void> {
+    if (this.seekPlan || this.opts.seekBackMs <= 0 || this.config.fromBeginning) return;
+    const admin = kafka.admin();
+    try {
+      await admin.connect();
+      const plan = new Map<string, Map<number, string>>();
+      const counts = new Map<string, number>();
+      const at = Date.now() - this.opts.seekBackMs;
+      for (const topic of this.config.topics) {
+        const [byTime, ends] = await Promise.all([admin.fetchTopicOffsetsByTimestamp(topic, at), admin.fetchTopicOffsets(topic)]);
+        const end = new Map(ends.map((e) => [e.partition, e.high]));
+        const parts = new Map<number, string>();
+        for (const p of byTime) parts.set(p.partition, Number(p.offset) >= 0 ? p.offset : (end.get(p.partition) ?? p.offset));
+        plan.set(topic, parts);
+        counts.set(topic, ends.length);
+      }
+      this.seekPlan = plan;
+      this.partitionCounts = counts;
+    } catch (e) {
+      this.limited.log('warn', 'seek-plan', { error: (e as Error).message }, 'kafka: could not read offsets by time; resuming from the committed offsets');
+    } finally {
+      await admin.disconnect().catch(() => {});
+    }
+  }
+
+  /** At a join, seeks the assigned partitions the plan has not yet moved (each once per process). */
+  private applySeek(consumer: Consumer, assignment: Record<string, number[]>): void {
+    const plan = this.seekPlan;
+    if (!plan) return;
+    for (const [topic, partitions] of Object.entries(assignment)) {
+      for (const partition of partitions) {
+        const offset = plan.get(topic)?.get(partition);
+        if (offset === undefined) continue;
+        try {
+          consumer.seek({ topic, partition, offset });
+        } catch {
+          continue;
+        }
+        plan.get(topic)!.delete(partition);
+        this.coverage.set(`${topic}/${partition}`, Number(offset) - 1);
+        this.dispatched.delete(`${topic}/${partition}`);
+      }
+    }
   }
 
   private connected(): boolean {
@@ -205,6 +285,7 @@ export class KafkaConsumerPool implements MessageSource {
       this.relaunches = 0;
       this.lagByPartition.clear();
       this.log.info({ group: this.config.group, assignment: e.payload.memberAssignment }, 'kafka consumer joined group');
+      this.applySeek(consumer, e.payload.memberAssignment);
     });
     consumer.on(FETCH, () => {
       this.lastFetchAt = Date.now();
@@ -218,6 +299,8 @@ export class KafkaConsumerPool implements MessageSource {
     const superseded = () => this.consumer !== consumer;
     try {
       await consumer.connect();
+      if (superseded()) throw new Error('superseded');
+      await this.planSeek(kafka);
       if (superseded()) throw new Error('superseded');
       await consumer.subscribe({ topics: [...this.config.topics], fromBeginning: this.config.fromBeginning });
       if (superseded()) throw new Error('superseded');
@@ -241,12 +324,23 @@ export class KafkaConsumerPool implements MessageSource {
   private async eachBatch({ batch, resolveOffset, commitOffsetsIfNecessary, heartbeat, isRunning, isStale }: EachBatchPayload) {
     const group = this.batcher.group();
     let last: string | null = null;
+    const key = `${batch.topic}/${batch.partition}`;
     for (const record of batch.messages) {
       if (!isRunning() || isStale()) break;
-      const r = this.map(batch.topic, record);
+      const offset = Number(record.offset);
+      const seen = this.dispatched.get(key);
+      // Without a seek, a partition is complete from the first record this process fetched of it.
+      if (!this.coverage.has(key)) this.coverage.set(key, offset - 1);
+      last = record.offset;
+      if (seen !== undefined && offset <= seen) {
+        // Redelivered (a rebalance or a relaunch resumed before what was dispatched): once only.
+        this.redelivered++;
+        continue;
+      }
+      this.dispatched.set(key, offset);
+      const r = this.map(batch.topic, batch.partition, record);
       if (r.ok) group.push(r.message);
       else this.reject(r.reason, batch.topic, batch.partition, record.offset);
-      last = record.offset;
       // A fetch (up to megabytes, e.g. catching up on lag) can outrun the shards: after each
       // hand-over, wait while most of them are full rather than make the bus drop for them.
       while (this.batcher.pending === 0 && this.dispatch.saturated && isRunning() && !isStale()) {

@@ -12,6 +12,8 @@ export interface RawRecord {
   readonly value: Buffer | null;
   /** Milliseconds since the epoch, as a decimal string ("-1" when the producer set none). */
   readonly timestamp: string;
+  /** The record's offset in its partition, as a decimal string. */
+  readonly offset: string;
 }
 
 export type Mapped = { ok: true; message: SourceMessage } | { ok: false; reason: RejectReason };
@@ -32,7 +34,7 @@ export function createRecordMapper(opts: { streams: readonly string[]; maxRecord
     return s;
   };
 
-  return function map(topic: string, record: RawRecord): Mapped {
+  return function map(topic: string, partition: number, record: RawRecord): Mapped {
     const s = stream(topic);
     if (s === null) return { ok: false, reason: 'unknown_topic' };
     if (record.key === null || record.key.length === 0) return { ok: false, reason: 'no_key' };
@@ -51,6 +53,9 @@ export function createRecordMapper(opts: { streams: readonly string[]; maxRecord
     }
     if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return { ok: false, reason: 'not_object' };
     const ts = Number(record.timestamp);
-    return { ok: true, message: { stream: s, token, ts: Number.isFinite(ts) && ts > 0 ? ts : now(), data } };
+    // The message's position: the same on every server for this record (a channel's records share
+    // a partition, since they share a key).
+    const offset = Number(record.offset);
+    return { ok: true, message: { stream: s, token, ts: Number.isFinite(ts) && ts > 0 ? ts : now(), data, origin: `p${partition}`, offset } };
   };
 }

@@ -32,7 +32,14 @@ export function requestSchemas(limits: RequestLimits) {
   const channels = z.array(channel).refine((a) => a.length >= 1 && a.length <= limits.maxChannels, `1 to ${limits.maxChannels} channels`);
   return z.discriminatedUnion('op', [
     z.object({ op: z.literal('ping'), id: RequestId.optional() }),
-    z.object({ op: z.literal('subscribe'), id: RequestId.optional(), channels }),
+    z.object({
+      op: z.literal('subscribe'),
+      id: RequestId.optional(),
+      channels,
+      // Checked by checkSince() (before this schema sees it) and passed in as a Map.
+      since: z.instanceof(Map<string, string>).optional(),
+      last: z.boolean().optional(),
+    }),
     z.object({ op: z.literal('unsubscribe'), id: RequestId.optional(), channels }),
     z.object({ op: z.literal('refresh'), id: RequestId.optional(), token: RefreshToken }),
   ]);
@@ -73,9 +80,45 @@ export function createRequestParser(limits: RequestLimits): (text: string) => Pa
       return r.success ? { ok: true, req: r.data } : { ok: false, code: ErrorCode.BAD_REQUEST, id: id.data, detail: { field: 'token' } };
     }
     const r = schema.safeParse({ op: env.data.op, id: id.data, channels: own(rec, 'channels') });
-    if (r.success) return { ok: true, req: r.data };
-    return channelRefusal(own(rec, 'channels'), limits, id.data);
+    if (!r.success) return channelRefusal(own(rec, 'channels'), limits, id.data);
+    if (r.data.op !== 'subscribe') return { ok: true, req: r.data };
+    const last = own(rec, 'last');
+    if (last !== undefined && typeof last !== 'boolean') return { ok: false, code: ErrorCode.BAD_REQUEST, id: id.data, detail: { field: 'last' } };
+    const rawSince = own(rec, 'since');
+    if (rawSince === undefined) return { ok: true, req: { ...r.data, last: last as boolean | undefined } };
+    const since = checkSince(rawSince, r.data.channels, limits);
+    if (!since.ok) return { ok: false, code: ErrorCode.BAD_SINCE, id: id.data, detail: since.detail };
+    return { ok: true, req: { ...r.data, since: since.value, last: last as boolean | undefined } };
   };
+}
+
+/** A position as messages carry it in `pos`: `<origin>:<offset>`. */
+export const POSITION_RE = /^[A-Za-z0-9_-]{1,40}:\d{1,16}$/;
+
+/**
+ * `since`: an object of at most maxChannels entries, each a concrete channel the request names or
+ * covers with its `<stream>:*`, mapped to a position. Keys and values are checked for their type
+ * before use; the bad keys are listed as BAD_CHANNEL lists channels.
+ */
+function checkSince(
+  v: unknown,
+  channels: readonly string[],
+  limits: RequestLimits,
+): { ok: true; value: Map<string, string> } | { ok: false; detail: Record<string, unknown> } {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return { ok: false, detail: { field: 'since' } };
+  const keys = Object.keys(v);
+  if (keys.length === 0 || keys.length > limits.maxChannels) return { ok: false, detail: { field: 'since', limit: limits.maxChannels } };
+  const named = new Set(channels);
+  const out = new Map<string, string>();
+  const bad: string[] = [];
+  for (const key of keys) {
+    const pos = (v as Record<string, unknown>)[key];
+    const ch = parseChannel(key, limits.streams);
+    const covered = ch !== null && !key.endsWith(':*') && (named.has(key) || named.has(`${key.slice(0, key.indexOf(':'))}:*`));
+    if (covered && typeof pos === 'string' && POSITION_RE.test(pos)) out.set(key, pos);
+    else if (bad.length < MAX_LISTED) bad.push(describe(key));
+  }
+  return bad.length ? { ok: false, detail: { channels: bad } } : { ok: true, value: out };
 }
 
 /** Only own properties: a `__proto__` or inherited name must never stand in for a field. */

@@ -17,6 +17,8 @@ export interface EdgeDeps {
   readonly clients: () => Iterable<Client>;
   /** Resolves once the front has registered the channel (the interest link). */
   gate(channel: string): Promise<void> | null;
+  /** Asks the front for a replay (subscribe with since/last). */
+  recover: ClientContext['recover'];
   /** A 4008 close (own cap or shard budget): the shard's slow-consumer count. */
   onSlow(): void;
   onError(code: string): void;
@@ -50,6 +52,7 @@ export class ClientEdge {
       opsPerSec: config.clientOpsPerSec,
       bufferLimit: config.clientBufferBytes,
       gate: deps.gate,
+      recover: deps.recover,
       onClose: (reason: CloseReason) => {
         this.closes[reason] = (this.closes[reason] ?? 0) + 1;
         closes.inc({ reason });

@@ -4,9 +4,11 @@
 import type { Socket } from 'node:net';
 import type { WebSocket, RawData } from 'ws';
 import { CloseCode, ErrorCode, ErrorMessage } from '../common/errors.js';
-import type { ChannelClaims } from '../common/ipc.js';
+import type { BusMessage, ChannelClaims, RecoverItem } from '../common/ipc.js';
+import { parsePosition, type Position } from '../bus/recovery-window.js';
+import type { Replay } from './recovery-link.js';
 import type { RequestId, createRequestParser } from '../protocol/client-requests.js';
-import { textFrame } from './frame.js';
+import { arrayFrame, textFrame } from './frame.js';
 import type { Hub, Subscriber } from './hub.js';
 import type { Authenticator } from '../auth/auth.js';
 import type { ExpirySweep, Expiring } from '../auth/expiry-sweep.js';
@@ -22,6 +24,8 @@ export interface ClientContext {
   readonly bufferLimit: number;
   /** Resolves once the front has registered this shard's interest in the channel. */
   gate(channel: string): Promise<void> | null;
+  /** Asks the front for what the client missed (subscribe with since/last). */
+  recover(items: RecoverItem[]): Promise<Replay>;
   onClose(reason: CloseReason): void;
   onError(code: ErrorCode): void;
   /** Checks `refresh` tokens; null when auth is off. */
@@ -32,6 +36,18 @@ export interface ClientContext {
 }
 
 type Id = RequestId | undefined;
+const POS_KEY = Buffer.from('"pos":"');
+/** Replayed messages go out in frames of about this size (a JSON array each). */
+const REPLAY_FRAME_BYTES = 64 << 10;
+
+/** The `pos` the bus wrote into a message's envelope (its first `"pos":"`: data comes after it). */
+export function positionOf(payload: Buffer): Position | null {
+  const i = payload.indexOf(POS_KEY);
+  if (i < 0) return null;
+  const start = i + POS_KEY.length;
+  const end = payload.indexOf(0x22, start);
+  return end < 0 ? null : parsePosition(payload.toString('latin1', start, end));
+}
 const SLOW_GRACE_MS = 1000;
 const POLICY_GRACE_MS = 1000;
 /** Refused requests (net of the decay) after which the client is closed with 1008. */
@@ -43,7 +59,12 @@ export class Client implements Subscriber, Expiring {
   hubEpoch = 0;
   hubLast = -1;
   hubDue: number[] = [];
+  filtered = false;
   private readonly subs = new Set<string>();
+  /** Channels with a recovery in flight (count of requests): nothing of them goes out meanwhile. */
+  private readonly deaf = new Map<string, number>();
+  /** Per recovered channel, the position at or before which live messages are dropped (once). */
+  private readonly after = new Map<string, Position>();
   private closed = false;
   private closing = false;
   private readonly bucketCap: number;
@@ -85,6 +106,27 @@ export class Client implements Subscriber, Expiring {
     }
     this.socket.write(frame);
     return true;
+  }
+
+  deliverSome(msgs: readonly BusMessage[]): number {
+    const out: Buffer[] = [];
+    for (const m of msgs) {
+      if (this.deaf.has(m.channel)) continue; // the replay in flight has it
+      const a = this.after.get(m.channel);
+      if (a) {
+        const p = positionOf(m.payload);
+        if (p && p.origin === a.origin && p.offset <= a.offset) continue; // replayed or held already
+        this.after.delete(m.channel);
+      }
+      out.push(m.payload);
+    }
+    this.refilter();
+    if (!out.length) return 0;
+    return this.deliver(out.length === 1 ? textFrame(out[0]) : arrayFrame(out)) ? out.length : 0;
+  }
+
+  private refilter(): void {
+    this.filtered = this.deaf.size > 0 || this.after.size > 0;
   }
 
   /** Leaves every channel; called once the socket is gone or the client is dropped. */
@@ -198,17 +240,27 @@ export class Client implements Subscriber, Expiring {
     if (req.op === 'refresh') return this.refresh(req.token, req.id);
     // A request costs one token per channel it names: interest churn is what costs the front.
     if (req.channels.length > 1 && !this.admit(req.channels.length - 1)) return;
-    if (req.op === 'subscribe') return this.subscribe([...new Set(req.channels)], req.id);
+    if (req.op === 'subscribe') return this.subscribe([...new Set(req.channels)], req.id, req.since, req.last);
     return this.unsubscribe([...new Set(req.channels)], req.id);
   }
 
-  private subscribe(list: string[], id: Id): void {
+  private subscribe(list: string[], id: Id, since?: ReadonlyMap<string, string>, last?: boolean): void {
     const forbidden = list.filter((c) => !this.allowed(c));
     if (forbidden.length) return this.error(ErrorCode.FORBIDDEN_CHANNEL, id, { channels: forbidden.slice(0, 10) });
     const fresh = list.filter((c) => !this.subs.has(c));
     if (this.subs.size + fresh.length > this.ctx.maxChannels) {
       return this.error(ErrorCode.TOO_MANY_CHANNELS, id, { limit: this.ctx.maxChannels });
     }
+    const items: RecoverItem[] = [];
+    for (const [channel, pos] of since ?? []) items.push({ channel, since: pos });
+    if (last) for (const ch of list) if (!ch.endsWith(':*') && !since?.has(ch)) items.push({ channel: ch, last: true });
+    // From now until the replay is out, nothing of these channels reaches the client: every
+    // message it holds back is in the window the front answers from.
+    for (const it of items) {
+      this.deaf.set(it.channel, (this.deaf.get(it.channel) ?? 0) + 1);
+      this.after.delete(it.channel);
+    }
+    this.refilter();
     const gates: Promise<void>[] = [];
     for (const ch of fresh) {
       this.subs.add(ch);
@@ -216,13 +268,71 @@ export class Client implements Subscriber, Expiring {
       const g = this.ctx.gate(ch);
       if (g) gates.push(g);
     }
-    this.reply({ op: 'subscribed', channels: list, id }, gates);
+    const body: Record<string, unknown> = { op: 'subscribed', channels: list, id };
+    if (!items.length) return this.reply(body, gates);
+    this.recoverThenReply(body, gates, items);
+  }
+
+  /**
+   * In request order: once the front routes the channels here, ask it for the replay; then the
+   * reply (with `recovery`), the replayed messages, and only then live ones again.
+   */
+  private recoverThenReply(body: Record<string, unknown>, gates: Promise<void>[], items: RecoverItem[]): void {
+    const step = this.replies
+      .then(() => Promise.all(gates))
+      .then(() => (this.closed ? null : this.ctx.recover(items)))
+      .then((r) => {
+        if (r && !this.closed) this.finishRecovery(body, items, r);
+      })
+      .finally(() => {
+        for (const it of items) {
+          const n = (this.deaf.get(it.channel) ?? 1) - 1;
+          if (n > 0) this.deaf.set(it.channel, n);
+          else this.deaf.delete(it.channel);
+        }
+        this.refilter();
+      });
+    this.replies = step.catch((err) => this.ctx.onFault(err));
+  }
+
+  private finishRecovery(body: Record<string, unknown>, items: RecoverItem[], r: Replay): void {
+    const recovery: Record<string, unknown> = {};
+    for (const it of items) {
+      const o = r.outcomes[it.channel] ?? { unrecoverable: 'not_ready' };
+      recovery[it.channel] = o.unrecoverable !== undefined ? { unrecoverable: o.unrecoverable } : o.replayed !== undefined ? { replayed: o.replayed } : { last: o.last ?? 0 };
+      const after = o.after === undefined ? null : parsePosition(o.after);
+      if (after && this.holds(it.channel)) this.after.set(it.channel, after);
+    }
+    body.recovery = recovery;
+    if (this.ws.readyState !== this.ws.OPEN) return;
+    if (!this.deliver(textFrame(Buffer.from(JSON.stringify(body))))) return;
+    let chunk: Buffer[] = [];
+    let size = 0;
+    const flush = () => {
+      if (chunk.length) this.deliver(arrayFrame(chunk));
+      chunk = [];
+      size = 0;
+    };
+    for (const m of r.messages) {
+      if (!this.holds(m.channel)) continue;
+      chunk.push(m.payload);
+      size += m.payload.length;
+      if (size >= REPLAY_FRAME_BYTES) flush();
+    }
+    flush();
+  }
+
+  /** Subscribed to the channel itself or to its `<stream>:*`. */
+  private holds(channel: string): boolean {
+    return this.subs.has(channel) || this.subs.has(`${channel.slice(0, channel.indexOf(':'))}:*`);
   }
 
   private unsubscribe(list: string[], id: Id): void {
     for (const ch of list) {
       if (this.subs.delete(ch)) this.ctx.hub.unsubscribe(this, ch);
+      this.after.delete(ch);
     }
+    this.refilter();
     if (this.subs.size === 0) this.idleSince = Date.now();
     this.reply({ op: 'unsubscribed', channels: list, id });
   }

@@ -12,6 +12,13 @@ export interface Subscriber {
   hubDue: number[];
   /** Writes a frame; returns false when the client is gone or was dropped as slow. */
   deliver(frame: Buffer): boolean;
+  /**
+   * True while the client holds back some channels (a recovery in flight, or live messages at or
+   * before its recovered position still to drop): the hub then hands it the messages themselves.
+   */
+  readonly filtered: boolean;
+  /** Delivers what the client is due of `msgs` (in order); returns how many went out. */
+  deliverSome(msgs: readonly BusMessage[]): number;
 }
 
 export interface ChannelEvents {
@@ -85,6 +92,10 @@ export class Hub {
     let delivered = 0;
     for (const s of touched) {
       const due = s.hubDue;
+      if (s.filtered) {
+        delivered += s.deliverSome(due.map((i) => batch[i]));
+        continue;
+      }
       let frame: Buffer;
       if (due.length === 1) {
         frame = singles[due[0]] ??= textFrame(batch[due[0]].payload);
@@ -109,14 +120,16 @@ export class Hub {
     if (!exact && !wild) return;
     const frame = textFrame(m.payload);
     let delivered = 0;
+    const one = [m];
+    const give = (s: Subscriber) => (s.filtered ? s.deliverSome(one) : s.deliver(frame) ? 1 : 0);
     if (exact && wild) {
       // Clients on both get the message once: mark the exact ones, skip them in the wildcard set.
       const epoch = ++this.epoch;
       for (const s of exact) s.hubEpoch = epoch;
-      for (const s of exact) if (s.deliver(frame)) delivered++;
-      for (const s of wild) if (s.hubEpoch !== epoch && s.deliver(frame)) delivered++;
+      for (const s of exact) delivered += give(s);
+      for (const s of wild) if (s.hubEpoch !== epoch) delivered += give(s);
     } else {
-      for (const s of (exact ?? wild)!) if (s.deliver(frame)) delivered++;
+      for (const s of (exact ?? wild)!) delivered += give(s);
     }
     this.deliveries += delivered;
   }

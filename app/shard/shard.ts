@@ -19,6 +19,7 @@ import { readFdLimit } from '../common/fd-limit.js';
 import { HttpEdge } from './http-edge.js';
 import { Hub } from './hub.js';
 import { InterestLink } from './interest-link.js';
+import { RecoveryLink } from './recovery-link.js';
 import { PublicListener } from './listener.js';
 
 const STATS_MS = 1000;
@@ -49,6 +50,8 @@ class Shard {
   private readonly registry = new Registry();
   private readonly metrics;
   private readonly link: InterestLink;
+  private readonly recovery: RecoveryLink;
+  private readonly reconnectWindowMs: number;
   private readonly hub: Hub;
   private readonly clients = new Set<Client>();
   private readonly gate: AdmissionGate;
@@ -77,6 +80,7 @@ class Shard {
 
   constructor(config: ServerConfig, id: number, auth: Authenticator | null) {
     this.log = createLogger(config.logLevel, { role: 'shard', shard: id });
+    this.reconnectWindowMs = config.reconnectWindowMs;
     this.registry.setDefaultLabels({ shard: String(id) });
     collectDefaultMetrics({ register: this.registry, prefix: 'odin_ws_' });
     this.metrics = {
@@ -105,12 +109,19 @@ class Shard {
       return true;
     }));
     this.hub = new Hub({ first: (ch) => link.want(ch), last: (ch) => link.drop(ch) });
+    const recovery = (this.recovery = new RecoveryLink((msg) => {
+      if (!process.connected) return false;
+      process.send!(msg, undefined, {}, () => {});
+      return true;
+    }));
+    this.decoder.onReplay = (rid, outcomes, messages) => recovery.answered(rid, outcomes, messages);
     this.clientEdge = new ClientEdge(config, {
       hub: this.hub,
       registry: this.registry,
       log: this.log,
       clients: () => this.clients,
       gate: (ch) => link.gate(ch),
+      recover: (items) => recovery.request(items),
       onSlow: () => {
         this.slowConsumers++;
         this.metrics.slow.inc();
@@ -313,8 +324,11 @@ class Shard {
     if (this.statsTimer) clearInterval(this.statsTimer);
     this.clientEdge.stop();
     this.link.stop();
+    this.recovery.stop();
     this.log.info({ clients: this.clients.size }, 'draining');
-    for (const c of this.clients) c.close(CloseCode.GOING_AWAY, 'server shutting down');
+    // The reason tells clients how long to spread their reconnects over (no stampede).
+    const reason = JSON.stringify({ reconnect_within_ms: this.reconnectWindowMs });
+    for (const c of this.clients) c.close(CloseCode.GOING_AWAY, reason);
     const finish = () => {
       this.listener.close();
       this.edge.close();

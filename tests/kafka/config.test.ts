@@ -84,14 +84,15 @@ describe('record mapper', () => {
     key: key === null ? null : Buffer.from(key),
     value: value === null ? null : Buffer.from(value),
     timestamp,
+    offset: '7',
   });
 
   it('maps topic -> stream, key -> token, value text -> data unchanged, timestamp -> ts', () => {
-    expect(map('odin.trades', rec('ODIN42', ' {"a": 1 } '))).toEqual({
+    expect(map('odin.trades', 3, rec('ODIN42', ' {"a": 1 } '))).toEqual({
       ok: true,
-      message: { stream: 'trades', token: 'ODIN42', ts: 1764300000123, data: ' {"a": 1 } ' },
+      message: { stream: 'trades', token: 'ODIN42', ts: 1764300000123, data: ' {"a": 1 } ', origin: 'p3', offset: 7 },
     });
-    expect(map('prices', rec('x', '{}', '-1'))).toMatchObject({ ok: true, message: { stream: 'prices', ts: 42 } });
+    expect(map('prices', 0, rec('x', '{}', '-1'))).toMatchObject({ ok: true, message: { stream: 'prices', ts: 42 } });
   });
 
   it.each([
@@ -108,6 +109,6 @@ describe('record mapper', () => {
     ['odin.trades', 'A', '7', 'not_object'],
     ['odin.trades', 'A', `{"p":"${'x'.repeat(100)}"}`, 'oversized'],
   ])('rejects %s key=%j value=%j as %s', (topic, key, value, reason) => {
-    expect(map(topic, rec(key, value))).toEqual({ ok: false, reason });
+    expect(map(topic, 0, rec(key, value))).toEqual({ ok: false, reason });
   });
 });

@@ -85,9 +85,13 @@ class Sink implements Subscriber {
   hubLast = -1;
   hubDue: number[] = [];
   frames: Buffer[] = [];
+  readonly filtered = false;
   deliver(f: Buffer) {
     this.frames.push(f);
     return true;
+  }
+  deliverSome(): number {
+    throw new Error('not filtered: the hub must use deliver()');
   }
   texts() {
     return this.frames.flatMap(decodeFrames);

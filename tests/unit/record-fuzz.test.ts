@@ -18,14 +18,14 @@ describe('Kafka record mapping (fuzz)', () => {
   it('never throws; rejects with a known reason; accepted data always splices into valid JSON', () => {
     fc.assert(
       fc.property(topic, key, value, timestamp, (t, k, v, ts) => {
-        const r = map(t, { key: k, value: v, timestamp: ts });
+        const r = map(t, 0, { key: k, value: v, timestamp: ts, offset: '0' });
         if (!r.ok) {
           expect(reasons.has(r.reason)).toBe(true);
           return;
         }
         const m = r.message;
         expect(Number.isFinite(m.ts)).toBe(true);
-        const envelope = `{"channel":${JSON.stringify(`${m.stream}:${m.token}`)},"epoch":"e","seq":1,"ts":${m.ts},"data":${m.data}}`;
+        const envelope = `{"channel":${JSON.stringify(`${m.stream}:${m.token}`)},"epoch":"e","seq":1,"pos":"${m.origin}:${m.offset}","ts":${m.ts},"data":${m.data}}`;
         const parsed = JSON.parse(envelope);
         expect(parsed.data).toEqual(JSON.parse(v!.toString('utf8')));
         expect(typeof parsed.data === 'object' && parsed.data !== null && !Array.isArray(parsed.data)).toBe(true);

@@ -1,5 +1,6 @@
 // A bus wired to in-process targets that decode what they are sent, as a shard does.
 import { Registry } from 'prom-client';
+import { RecoveryWindow } from '../../../app/bus/recovery-window.js';
 import { BroadcastBus, type BusOptions, type BusTarget } from '../../../app/bus/broadcast-bus.js';
 import { createBusMetrics } from '../../../app/bus/bus-metrics.js';
 import { BatchDecoder } from '../../../app/common/ipc.js';
@@ -51,10 +52,14 @@ export class TestTarget implements BusTarget {
 
 export const OPTS: BusOptions = { batchSize: 100, flushMs: 5, channelIdleMs: 1000, maxChannels: 1_000_000, shardBufferBytes: 1 << 20 };
 
-export function makeBus(targets: TestTarget[], opts: Partial<BusOptions> = {}): BroadcastBus {
-  const bus = new BroadcastBus({ ...OPTS, ...opts }, { forEachTarget: (fn) => targets.forEach(fn) }, createLogger('silent', {}), createBusMetrics(new Registry()));
+/** The recovery window off (windowMs 0) unless a test passes one. */
+export const noWindow = () => new RecoveryWindow({ windowMs: 0, maxMessages: 1, maxBytes: 1 << 20, maxReplayBytes: 1 << 20 }, { floor: () => null });
+
+export function makeBus(targets: TestTarget[], opts: Partial<BusOptions> = {}, window: RecoveryWindow = noWindow()): BroadcastBus {
+  const bus = new BroadcastBus({ ...OPTS, ...opts }, { forEachTarget: (fn) => targets.forEach(fn) }, createLogger('silent', {}), createBusMetrics(new Registry()), window);
   bus.start();
   return bus;
 }
 
-export const msg = (stream: string, token: string, ts = Date.now()): SourceMessage => ({ stream, token, ts, data: '{"p":1}' });
+let offset = 0;
+export const msg = (stream: string, token: string, ts = Date.now()): SourceMessage => ({ stream, token, ts, data: '{"p":1}', origin: 't', offset: ++offset });

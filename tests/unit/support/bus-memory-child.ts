@@ -15,14 +15,14 @@ const t = new TestTarget(0, false);
 t.wild.add('orders:*');
 const bus = makeBus([t], { channelIdleMs: IDLE_MS, maxChannels: 2_000_000 });
 // Warm up the code paths, then let that one channel go.
-bus.dispatch([{ stream: 'orders', token: 'warm', ts: Date.now(), data: '{}' }]);
+bus.dispatch([{ stream: 'orders', token: 'warm', ts: Date.now(), data: '{}', origin: 't', offset: 0 }]);
 bus.flush();
 await new Promise((r) => setTimeout(r, IDLE_MS * 3));
 const baseline = mb();
 const ts = Date.now();
 for (let i = 0; i < 1_000_000; i += 1000) {
   const batch: SourceMessage[] = [];
-  for (let k = i; k < i + 1000; k++) batch.push({ stream: 'orders', token: `order-${k}`, ts, data: '{"qty":1}' });
+  for (let k = i; k < i + 1000; k++) batch.push({ stream: 'orders', token: `order-${k}`, ts, data: '{"qty":1}', origin: 't', offset: k + 1 });
   bus.dispatch(batch);
   bus.flush();
 }
