@@ -17,7 +17,8 @@ export interface Fleet {
   readonly port: number;
   readonly nodes: FleetNode[];
   readonly publisher: { pid: number; log: string; statusUrl: string } | null;
-  readonly haproxy: { pid: number; socket: string; config: string };
+  /** null when started with balancer: false. */
+  readonly haproxy: { pid: number; socket: string; config: string } | null;
   /** HAProxy's view: node name -> UP | DOWN | "UP 1/2" | "DOWN 1/2" | MAINT... */
   status(): Promise<Map<string, string>>;
   nodeUrl(name: string, path?: string): string;
@@ -41,6 +42,8 @@ export interface FleetOptions {
   brokers?: string;
   topics?: string[];
   publisher?: boolean;
+  /** false: no HAProxy; url is the first node's. */
+  balancer?: boolean;
   nodeExtraEnv?: Record<string, string>;
   log?: (msg: string) => void;
   onExit?: (name: string, how: number | string | null) => void;

@@ -236,13 +236,15 @@ async function launchFleet({
   brokers: given,
   topics: givenTopics,
   publisher: withPublisher = true,
+  // false: no HAProxy, the url is the first node's (the continuity benchmark restarts one server).
+  balancer = true,
   nodeExtraEnv = {},
   log = () => {},
   onExit = () => {},
 }, started) {
   for (const b of Object.values(BUNDLES)) if (!fs.existsSync(b)) throw new Error(`${path.relative(ROOT, b)} is missing: run node scripts/build.mjs`);
   const haproxyBin = (await $({ nothrow: true, quiet: true })`command -v haproxy`).stdout.trim();
-  if (!haproxyBin) throw new Error('haproxy is not installed (apt-get install -y haproxy; .ci/run does it)');
+  if (balancer && !haproxyBin) throw new Error('haproxy is not installed (apt-get install -y haproxy; .ci/run does it)');
   fs.mkdirSync(dir, { recursive: true });
   const fleetId = randomUUID().slice(0, 8);
   const topics = givenTopics ?? ['odin.trades', 'odin.prices'];
@@ -330,21 +332,26 @@ async function launchFleet({
 
   const socket = path.join(dir, 'haproxy.sock');
   const cfgFile = path.join(dir, 'haproxy.cfg');
-  const bindPort = port === 0 ? await freePort() : port;
-  fs.writeFileSync(cfgFile, haproxyConfig({ bind: { host: '127.0.0.1', port: bindPort }, nodes, socket, check }));
-  const verdict = await $({ nothrow: true, quiet: true })`${haproxyBin} -c -f ${cfgFile}`;
-  if (verdict.exitCode !== 0) throw new Error(`haproxy rejects ${cfgFile}:\n${verdict.stdout}${verdict.stderr}`);
-  const { child: hap } = spawnLogged('haproxy', [haproxyBin, '-db', '-f', cfgFile], {});
-  const hapLog = path.join(dir, 'haproxy.log');
+  let hap = null;
+  let bindPort = nodes[0].port;
   const status = async () => {
+    if (!hap) return new Map();
     const rows = parseStat(await haproxyCommand(socket, 'show stat'));
     return new Map(rows.filter((r) => r.proxy === 'nodes').map((r) => [r.server, r.status]));
   };
-  await poll(async () => {
-    if (!running('haproxy')) throw Object.assign(new Error(`haproxy exited:\n${fs.readFileSync(hapLog, 'utf8').slice(-2000)}`), { fatal: true });
-    const s = await status();
-    return nodes.every((n) => s.get(n.name) === 'UP');
-  }, 'HAProxy sees every node UP');
+  if (balancer) {
+    bindPort = port === 0 ? await freePort() : port;
+    fs.writeFileSync(cfgFile, haproxyConfig({ bind: { host: '127.0.0.1', port: bindPort }, nodes, socket, check }));
+    const verdict = await $({ nothrow: true, quiet: true })`${haproxyBin} -c -f ${cfgFile}`;
+    if (verdict.exitCode !== 0) throw new Error(`haproxy rejects ${cfgFile}:\n${verdict.stdout}${verdict.stderr}`);
+    hap = spawnLogged('haproxy', [haproxyBin, '-db', '-f', cfgFile], {}).child;
+    const hapLog = path.join(dir, 'haproxy.log');
+    await poll(async () => {
+      if (!running('haproxy')) throw Object.assign(new Error(`haproxy exited:\n${fs.readFileSync(hapLog, 'utf8').slice(-2000)}`), { fatal: true });
+      const s = await status();
+      return nodes.every((n) => s.get(n.name) === 'UP');
+    }, 'HAProxy sees every node UP');
+  }
 
   const exitOf = (name) => {
     const p = procs.get(name);
@@ -368,7 +375,7 @@ async function launchFleet({
     port: bindPort,
     nodes,
     publisher: publisherInfo,
-    haproxy: { pid: hap.pid, socket, config: cfgFile },
+    haproxy: hap ? { pid: hap.pid, socket, config: cfgFile } : null,
     /** HAProxy's own view: node name -> UP, DOWN, "UP 1/2" (going down), "DOWN 1/2" (coming up). */
     status,
     nodeUrl: (name, p = '/health') => nodeUrl(byName(name), p),
