@@ -41,7 +41,8 @@ export const USAGE = `usage: local-fleet.mjs [up|down] [options]
         [--rate N (publisher records/s, default ${DEFAULTS.rate})] [--tokens N (default ${DEFAULTS.tokens})]
   status  HAProxy's view of each node (UP/DOWN, sessions) and each node's /health
   down  stop what up started (pid files in the state dir)
-State dir: ODIN_FLEET_DIR (absolute), default .tmp/fleet.`;
+State dir: ODIN_FLEET_DIR (absolute), default .tmp/fleet. KAFKA_BROKERS: use that broker instead
+of starting one.`;
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -438,7 +439,13 @@ export function downPlan(dir) {
 export async function down(dir = STATE_DIR, log = () => {}) {
   let stopped = 0;
   for (const { name, file, marker } of downPlan(dir)) {
-    const pid = Number(fs.readFileSync(file, 'utf8').trim());
+    // The foreground `up` may be stopping the same processes (and removing their pid files).
+    let pid = NaN;
+    try {
+      pid = Number(fs.readFileSync(file, 'utf8').trim());
+    } catch {
+      continue;
+    }
     if (isOurs(pid, marker)) {
       await stopPid(pid, { graceMs: 20_000 });
       log(`stopped ${name} (pid ${pid})`);
@@ -486,7 +493,14 @@ export async function main(argv, { env = process.env } = {}) {
     return 0;
   }
   if (cli.command === 'status') return status(dir, log);
-  if (downPlan(dir).some(({ file, marker }) => isOurs(Number(fs.readFileSync(file, 'utf8').trim()), marker))) {
+  const pidIn = (file) => {
+    try {
+      return Number(fs.readFileSync(file, 'utf8').trim());
+    } catch {
+      return NaN;
+    }
+  };
+  if (downPlan(dir).some(({ file, marker }) => isOurs(pidIn(file), marker))) {
     throw new UsageError(`a fleet is already running from ${dir}: \`npm run local:fleet -- down\` first`);
   }
   // A Ctrl-C while it starts: stop whatever already runs (the pid files say what).
@@ -494,19 +508,29 @@ export async function main(argv, { env = process.env } = {}) {
   process.once('SIGINT', early);
   process.once('SIGTERM', early);
   await $({ quiet: false })`node ${path.join(ROOT, 'scripts', 'build.mjs')} server publisher`;
-  const fleet = await startFleet({ dir, port: cli.port, nodes: cli.nodes, shards: cli.shards, noticeMs: cli.noticeMs, rate: cli.rate, tokens: cli.tokens, log, onExit: (name, how) => log(`${name} exited (${how})`) });
+  // KAFKA_BROKERS: a broker already running (npm run kafka:up) instead of one of the fleet's own.
+  const brokers = env.KAFKA_BROKERS?.trim() || undefined;
+  let balancerGone = null;
+  const gone = new Promise((resolve) => (balancerGone = resolve));
+  const onExit = (name, how) => {
+    log(`${name} exited (${how})`);
+    if (name === 'haproxy') balancerGone(how);
+  };
+  const fleet = await startFleet({ dir, brokers, port: cli.port, nodes: cli.nodes, shards: cli.shards, noticeMs: cli.noticeMs, rate: cli.rate, tokens: cli.tokens, log, onExit });
   log(`\nfleet up: ${fleet.url}  (HAProxy -> ${fleet.nodes.map((n) => `${n.name} :${n.port}`).join(', ')})`);
   log(`brokers ${fleet.brokers}; publisher ${fleet.publisher?.statusUrl}; logs and pid files in ${dir}`);
   log('Ctrl-C (or `npm run local:fleet -- down`) stops everything');
   process.removeListener('SIGINT', early);
   process.removeListener('SIGTERM', early);
-  await new Promise((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
+  // Until a signal, or the balancer is gone (`down` from another terminal stops it first).
+  const why = await new Promise((resolve) => {
+    process.once('SIGINT', () => resolve('SIGINT'));
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    void gone.then((how) => resolve(`haproxy ${how}`));
   });
-  log('stopping the fleet');
+  log(`stopping the fleet (${why})`);
   await fleet.stop();
-  return 0;
+  return why === 'haproxy 0' || why === 'haproxy SIGTERM' || !why.startsWith('haproxy') ? 0 : 1;
 }
 
 if (isMain(import.meta.url)) await runMain(main);

@@ -1,11 +1,13 @@
 // scripts/local-fleet.mjs's pure parts: the HAProxy config (checked by the real haproxy -c), the
-// stats parser, the CLI, and what `down` would stop.
-import { spawnSync } from 'node:child_process';
+// stats parser, the CLI, and what `down` would stop; then the script itself, up, status and down.
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { downPlan, groupName, haproxyConfig, nodeEnv, parseCli, parseStat } from '../../scripts/local-fleet.mjs';
+import { testBrokers } from '../support/kafka.js';
+import { ROOT, alive, until } from '../support/server.js';
 
 const nodes = [
   { name: 'n1', port: 41001 },
@@ -65,4 +67,38 @@ describe('local-fleet script', () => {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
+});
+
+describe('npm run local:fleet', () => {
+  it('starts the fleet in the foreground, reports every node UP, and `down` stops everything', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'odin-fleet-cli-'));
+    const env = { ...process.env, ODIN_FLEET_DIR: dir, KAFKA_BROKERS: testBrokers() };
+    const script = path.join(ROOT, 'scripts', 'local-fleet.mjs');
+    const up = spawn(process.execPath, [script, '--port', '0', '--nodes', '2'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    up.stdout.on('data', (d) => (out += d));
+    up.stderr.on('data', (d) => (out += d));
+    const exited = new Promise<number | null>((r) => up.once('exit', (code) => r(code)));
+    try {
+      const url = await until(() => /fleet up: (ws:\/\/127\.0\.0\.1:\d+\/ws)/.exec(out)?.[1], 'fleet up line', 90_000);
+      const status = spawnSync(process.execPath, [script, 'status'], { env, encoding: 'utf8', timeout: 20_000 });
+      expect(status.status, status.stdout + status.stderr).toBe(0);
+      expect(status.stdout).toContain(url);
+      expect(status.stdout.match(/haproxy UP/g)).toHaveLength(2);
+      const pids = downPlan(dir).map((p) => Number(fs.readFileSync(p.file, 'utf8')));
+      expect(pids).toHaveLength(4); // haproxy, n1, n2, publisher (the broker is not the fleet's)
+      const down = spawnSync(process.execPath, [script, 'down'], { env, encoding: 'utf8', timeout: 60_000 });
+      expect(down.status, down.stdout + down.stderr).toBe(0);
+      // The foreground process sees the balancer go and stops the rest too: who stopped what varies.
+      expect(down.stdout).toMatch(/stopped haproxy \(pid \d+\)/);
+      for (const pid of pids) expect(alive(pid), `pid ${pid}`).toBe(false);
+      expect(await exited).toBe(0); // the foreground process ends with its fleet
+      expect(spawnSync(process.execPath, [script, 'status'], { env, encoding: 'utf8', timeout: 20_000 }).status).not.toBe(0);
+    } finally {
+      if (up.exitCode === null) up.kill('SIGINT');
+      await exited;
+      spawnSync(process.execPath, [script, 'down'], { env, timeout: 60_000 });
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }, 150_000);
 });
