@@ -210,8 +210,9 @@ async function getJson(url) {
 
 /**
  * Starts the fleet. `brokers`: use that broker (tests pass theirs) instead of starting one in the
- * state dir. Every process is its own process group (a SIGKILL of the group takes a node's shards
- * with it) and is killed when this process exits, unless `keep`.
+ * state dir. Every process is its own process group, so a terminal's Ctrl-C reaches only this
+ * process (which stops them in order) and a SIGKILL of a node's group takes its shards with it;
+ * all are SIGKILLed if this process exits without stop().
  */
 export async function startFleet(opts = {}) {
   const started = [];
@@ -250,15 +251,16 @@ async function launchFleet({
   const fleetId = randomUUID().slice(0, 8);
   const topics = givenTopics ?? ['odin.trades', 'odin.prices'];
   const procs = new Map(); // name -> ChildProcess
+  let broker = null;
   const killAll = () => {
     for (const p of procs.values()) if (p.exitCode === null && p.signalCode === null) killGroup(p.pid, 'SIGKILL');
+    if (broker?.pid) killGroup(broker.pid, 'SIGKILL', true);
   };
   process.once('exit', killAll);
 
-  let broker = null;
   let brokers = given;
   if (!brokers) {
-    broker = await startBroker({ dir: path.join(dir, 'kafka'), topics, log });
+    broker = await startBroker({ dir: path.join(dir, 'kafka'), topics, log, detached: true });
     started.push(() => broker.close());
     brokers = broker.brokers;
     fs.writeFileSync(path.join(dir, 'kafka.pid'), `${broker.pid}\n`);
@@ -397,16 +399,19 @@ async function launchFleet({
     },
     async stop() {
       stopping ??= (async () => {
-        for (const name of ['haproxy', ...nodes.map((n) => n.name), 'publisher']) {
+        const stopOne = async (name) => {
           const p = procs.get(name);
-          if (p && p.exitCode === null && p.signalCode === null) {
-            const exited = exitOf(name);
-            killGroup(p.pid, 'SIGTERM', true);
-            const t = setTimeout(() => killGroup(p.pid, 'SIGKILL'), drainTimeoutMs + noticeMs + 5000);
-            await exited;
-            clearTimeout(t);
-          }
-        }
+          if (!p || p.exitCode !== null || p.signalCode !== null) return;
+          const exited = exitOf(name);
+          killGroup(p.pid, 'SIGTERM', true);
+          const t = setTimeout(() => killGroup(p.pid, 'SIGKILL'), drainTimeoutMs + noticeMs + 5000);
+          await exited;
+          clearTimeout(t);
+        };
+        // The balancer first (no new connections), the nodes together, then the source.
+        await stopOne('haproxy');
+        await Promise.all(nodes.map((n) => stopOne(n.name)));
+        await stopOne('publisher');
         if (broker) await broker.close();
         fs.rmSync(path.join(dir, 'kafka.pid'), { force: true });
         fs.rmSync(socket, { force: true });
