@@ -25,7 +25,7 @@ export interface ClientContext {
   /** Resolves once the front has registered this shard's interest in the channel. */
   gate(channel: string): Promise<void> | null;
   /** Asks the front for what the client missed (subscribe with since/last). */
-  recover(items: RecoverItem[]): Promise<Replay>;
+  recover(items: RecoverItem[], arrive: (r: Replay) => void): Promise<Replay>;
   onClose(reason: CloseReason): void;
   onError(code: ErrorCode): void;
   /** Checks `refresh` tokens; null when auth is off. */
@@ -63,6 +63,10 @@ export class Client implements Subscriber, Expiring {
   private readonly subs = new Set<string>();
   /** Channels with a recovery in flight (count of requests): nothing of them goes out meanwhile. */
   private readonly deaf = new Map<string, number>();
+  /** Channels whose replay has arrived but is not yet written: live messages wait in `held`. */
+  private readonly holding = new Set<string>();
+  private held: BusMessage[] = [];
+  private heldBytes = 0;
   /** Per recovered channel, the position at or before which live messages are dropped (once). */
   private readonly after = new Map<string, Position>();
   private closed = false;
@@ -112,6 +116,13 @@ export class Client implements Subscriber, Expiring {
     const out: Buffer[] = [];
     for (const m of msgs) {
       if (this.deaf.has(m.channel)) continue; // the replay in flight has it
+      if (this.holding.has(m.channel)) {
+        // Later than the replay that arrived: it goes out right after it.
+        this.held.push(m);
+        this.heldBytes += m.payload.length;
+        if (this.heldBytes > this.ctx.bufferLimit) this.dropSlow('slow');
+        continue;
+      }
       const a = this.after.get(m.channel);
       if (a) {
         const p = positionOf(m.payload);
@@ -126,7 +137,7 @@ export class Client implements Subscriber, Expiring {
   }
 
   private refilter(): void {
-    this.filtered = this.deaf.size > 0 || this.after.size > 0;
+    this.filtered = this.deaf.size > 0 || this.holding.size > 0 || this.after.size > 0;
   }
 
   /** Leaves every channel; called once the socket is gone or the client is dropped. */
@@ -278,19 +289,42 @@ export class Client implements Subscriber, Expiring {
    * reply (with `recovery`), the replayed messages, and only then live ones again.
    */
   private recoverThenReply(body: Record<string, unknown>, gates: Promise<void>[], items: RecoverItem[]): void {
+    let arrived = false;
+    const undeaf = () => {
+      for (const it of items) {
+        const n = (this.deaf.get(it.channel) ?? 1) - 1;
+        if (n > 0) this.deaf.set(it.channel, n);
+        else this.deaf.delete(it.channel);
+      }
+    };
+    // Synchronously when the replay frame is decoded: what follows it on the bus pipe is later
+    // than the replay, so from here those channels are held, not dropped.
+    const arrive = (r: Replay) => {
+      arrived = true;
+      undeaf();
+      for (const it of items) {
+        this.holding.add(it.channel);
+        const o = r.outcomes[it.channel];
+        const after = o?.after === undefined ? null : parsePosition(o.after);
+        if (after && this.holds(it.channel)) this.after.set(it.channel, after);
+      }
+      this.refilter();
+    };
     const step = this.replies
       .then(() => Promise.all(gates))
-      .then(() => (this.closed ? null : this.ctx.recover(items)))
+      .then(() => (this.closed ? null : this.ctx.recover(items, arrive)))
       .then((r) => {
         if (r && !this.closed) this.finishRecovery(body, items, r);
       })
       .finally(() => {
-        for (const it of items) {
-          const n = (this.deaf.get(it.channel) ?? 1) - 1;
-          if (n > 0) this.deaf.set(it.channel, n);
-          else this.deaf.delete(it.channel);
-        }
+        if (!arrived) undeaf();
+        for (const it of items) this.holding.delete(it.channel);
+        // What waited behind the replay, in order (re-held if another replay still waits).
+        const held = this.held;
+        this.held = [];
+        this.heldBytes = 0;
         this.refilter();
+        if (held.length && !this.closed) this.deliverSome(held);
       });
     this.replies = step.catch((err) => this.ctx.onFault(err));
   }
@@ -300,8 +334,6 @@ export class Client implements Subscriber, Expiring {
     for (const it of items) {
       const o = r.outcomes[it.channel] ?? { unrecoverable: 'not_ready' };
       recovery[it.channel] = o.unrecoverable !== undefined ? { unrecoverable: o.unrecoverable } : o.replayed !== undefined ? { replayed: o.replayed } : { last: o.last ?? 0 };
-      const after = o.after === undefined ? null : parsePosition(o.after);
-      if (after && this.holds(it.channel)) this.after.set(it.channel, after);
     }
     body.recovery = recovery;
     if (this.ws.readyState !== this.ws.OPEN) return;

@@ -12,17 +12,21 @@ export interface Replay {
 export type RecoverSend = (msg: { t: 'recover'; rid: number; items: RecoverItem[] }) => boolean;
 
 export class RecoveryLink {
-  private readonly waiting = new Map<number, (r: Replay) => void>();
+  private readonly waiting = new Map<number, { arrive: (r: Replay) => void; resolve: (r: Replay) => void }>();
   private rid = 0;
   private stopped = false;
 
   constructor(private readonly send: RecoverSend) {}
 
-  request(items: RecoverItem[]): Promise<Replay> {
+  /**
+   * `arrive` runs synchronously when the replay frame is decoded, before the batches behind it in
+   * the same chunk: from then on the client must hold (not drop) live messages of those channels.
+   */
+  request(items: RecoverItem[], arrive: (r: Replay) => void): Promise<Replay> {
     if (this.stopped) return Promise.resolve(notReady(items));
     const rid = ++this.rid;
     return new Promise<Replay>((resolve) => {
-      this.waiting.set(rid, resolve);
+      this.waiting.set(rid, { arrive, resolve });
       if (!this.send({ t: 'recover', rid, items })) {
         this.waiting.delete(rid);
         resolve(notReady(items));
@@ -32,10 +36,12 @@ export class RecoveryLink {
 
   /** A replay frame arrived (see BatchDecoder.onReplay). */
   answered(rid: number, outcomes: Record<string, RecoverOutcome>, messages: BusMessage[]): void {
-    const resolve = this.waiting.get(rid);
-    if (!resolve) return;
+    const w = this.waiting.get(rid);
+    if (!w) return;
     this.waiting.delete(rid);
-    resolve({ outcomes, messages });
+    const r = { outcomes, messages };
+    w.arrive(r);
+    w.resolve(r);
   }
 
   get pending(): number {
@@ -45,7 +51,7 @@ export class RecoveryLink {
   /** Idempotent: whoever waits gets not_ready (the shard is going away). */
   stop(): void {
     this.stopped = true;
-    for (const resolve of this.waiting.values()) resolve({ outcomes: {}, messages: [] });
+    for (const w of this.waiting.values()) w.resolve({ outcomes: {}, messages: [] });
     this.waiting.clear();
   }
 }

@@ -121,7 +121,7 @@ class Shard {
       log: this.log,
       clients: () => this.clients,
       gate: (ch) => link.gate(ch),
-      recover: (items) => recovery.request(items),
+      recover: (items, arrive) => recovery.request(items, arrive),
       onSlow: () => {
         this.slowConsumers++;
         this.metrics.slow.inc();

@@ -25,12 +25,15 @@ export interface StartOptions {
   env?: Record<string, string>;
   args?: string[];
   timeoutMs?: number;
+  /** Its own process group (the front and its shards), so a test can SIGKILL all of it at once. */
+  detached?: boolean;
 }
 
 export async function startServer(opts: StartOptions = {}): Promise<RunningServer> {
   const proc = spawn(process.execPath, [SERVER, '--lb-addr', '127.0.0.1:0', ...(opts.args ?? [])], {
     env: { ...process.env, KAFKA_BROKERS: '', LOG_LEVEL: 'info', ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: opts.detached ?? false,
   });
   const logs: Array<Record<string, unknown>> = [];
   let err = '';
