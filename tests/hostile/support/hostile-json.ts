@@ -4,7 +4,7 @@
 // reach the server exactly as an attacker writes them (no JS object in between).
 import fc from 'fast-check';
 
-const HOSTILE_KEYS = ['toString', 'valueOf', 'toJSON', '__proto__', 'constructor', 'hasOwnProperty', 'then', 'length', 'op', 'id', 'channels', '0'];
+const HOSTILE_KEYS = ['toString', 'valueOf', 'toJSON', '__proto__', 'constructor', 'hasOwnProperty', 'then', 'length', 'op', 'id', 'channels', 'since', 'last', '0'];
 const ODD_LITERALS = ['1e400', '-1e400', '1e308', '-0', '123456789012345678901234567890', '0.1e-400', '"\\ud800"', '"\\u0000"', '""', '"trades:"', '":ODIN1"', '"trades:*:*"', '"trades:ODIN1\\n"'];
 
 export const VALID_CHANNELS = ['trades:ODIN1', 'prices:ODIN2', 'trades:*', 'prices:*', 'trades:T-1.x_2'];
@@ -32,14 +32,31 @@ const op = fc.oneof(
 );
 const channels = fc.oneof(hostileValue, fc.array(fc.oneof(fc.constantFrom(...VALID_CHANNELS).map((c) => JSON.stringify(c)), hostileValue), { maxLength: 6 }).map((a) => `[${a.join(',')}]`));
 
+// `since`: hostile values, or objects keyed by (mostly) valid channels with hostile or valid positions.
+const position = fc.oneof(hostileValue, fc.constantFrom('"p0:1"', '"p99:5"', '"x:1e3"', '"e1:-1"', '"p0:99999999999999999"'));
+const since = fc.oneof(
+  hostileValue,
+  fc.array(fc.tuple(fc.oneof(fc.constantFrom(...VALID_CHANNELS, '__proto__', 'trades:OTHER'), key), position), { maxLength: 4 }).map((kv) => `{${kv.map(([k, v]) => `${JSON.stringify(k)}:${v}`).join(',')}}`),
+);
+const last = fc.oneof(hostileValue, fc.constantFrom('true', 'false'));
+
 /** A request object with each field present, absent, repeated or of the wrong type. */
 const request = fc
-  .record({ op: fc.option(op, { nil: undefined }), id: fc.option(hostileValue, { nil: undefined }), channels: fc.option(channels, { nil: undefined }), extra: fc.option(fc.tuple(key, hostileValue), { nil: undefined }) })
-  .map(({ op: o, id, channels: c, extra }) => {
+  .record({
+    op: fc.option(op, { nil: undefined }),
+    id: fc.option(hostileValue, { nil: undefined }),
+    channels: fc.option(channels, { nil: undefined }),
+    since: fc.option(since, { nil: undefined, freq: 3 }),
+    last: fc.option(last, { nil: undefined, freq: 3 }),
+    extra: fc.option(fc.tuple(key, hostileValue), { nil: undefined }),
+  })
+  .map(({ op: o, id, channels: c, since: si, last: la, extra }) => {
     const parts: string[] = [];
     if (o !== undefined) parts.push(`"op":${o}`);
     if (id !== undefined) parts.push(`"id":${id}`);
     if (c !== undefined) parts.push(`"channels":${c}`);
+    if (si !== undefined) parts.push(`"since":${si}`);
+    if (la !== undefined) parts.push(`"last":${la}`);
     if (extra) parts.push(`${JSON.stringify(extra[0])}:${extra[1]}`);
     return `{${parts.join(',')}}`;
   });
