@@ -190,7 +190,10 @@ async function main(): Promise<number> {
     }
     const verdicts = await Promise.all(workers.map((w) => w.ask({ t: 'verdict', truth: Object.fromEntries(truth) }, 'verdict')));
     const sum = (k: 'lost' | 'duplicates' | 'unordered' | 'gaps' | 'delivered' | 'replayed' | 'reconnects') => verdicts.reduce((a, v) => a + v[k], 0);
-    const episodes: Episode[] = verdicts.flatMap((v) => v.episodes).filter((e) => e.code === 1001);
+    const all: Episode[] = verdicts.flatMap((v) => v.episodes);
+    const episodes = all.filter((e) => e.code === 1001);
+    const byCode: Record<string, number> = {};
+    for (const e of all) byCode[String(e.code)] = (byCode[String(e.code)] ?? 0) + 1;
     const toOpen = episodes.filter((e) => e.openAt !== null).map((e) => e.openAt! - e.closedAt);
     const toRecovered = episodes.filter((e) => e.recoveredAt !== null).map((e) => e.recoveredAt! - e.closedAt);
     const replayCores = restarts.map((x) => x.replay_cores);
@@ -215,6 +218,7 @@ async function main(): Promise<number> {
       gaps_reported: sum('gaps'),
       replayed: sum('replayed'),
       reconnects: sum('reconnects'),
+      closes_by_code: byCode,
       reconnect_ms: { p50: percentile(toOpen, 50), p99: percentile(toOpen, 99), n: toOpen.length, what: 'close 1001 -> open (includes the random delay in [0, reconnect_window_ms))' },
       recovered_ms: { p50: percentile(toRecovered, 50), p99: percentile(toRecovered, 99), n: toRecovered.length, what: 'close 1001 -> its channel recovered (replay delivered)' },
       per_restart: restarts,

@@ -49,8 +49,9 @@ async function start(m: Extract<ToWorker, { t: 'start' }>): Promise<void> {
     client.on('gap', () => t.gaps++);
     client.on('recovered', () => {
       t.lastRecoveredAt = Date.now();
-      const ep = t.episodes.at(-1);
-      if (ep && ep.recoveredAt === null) ep.recoveredAt = t.lastRecoveredAt;
+      // A reconnect that failed again before its recovery (e.g. a dead-connection ping timeout
+      // while the server catches up) is back only now, like the one after it.
+      for (const ep of t.episodes) if (ep.recoveredAt === null) ep.recoveredAt = t.lastRecoveredAt;
     });
     client.on('state', (s) => {
       if (s.state === 'reconnecting' && (t.episodes.length === 0 || t.episodes.at(-1)!.openAt !== null)) {
