@@ -70,7 +70,7 @@ async function main(): Promise<void> {
     const hard = setTimeout(() => {
       log.error('drain deadline passed; exiting');
       process.exit(1);
-    }, config.drainTimeoutMs + 2000);
+    }, config.drainNoticeMs + config.drainTimeoutMs + 2000);
     hard.unref();
     void front.stop().then(() => process.exit(0));
   };

@@ -71,6 +71,7 @@ export const SETTINGS = {
   headersTimeoutMs: { env: 'WS_HEADERS_TIMEOUT_MS', flag: 'headers-timeout-ms', schema: int(500, 120_000), def: '10000', doc: 'a client must send its whole request head within this (slowloris bound; 408 after)' },
   shardLivenessMs: { env: 'WS_SHARD_LIVENESS_MS', flag: 'shard-liveness-ms', schema: int(500, 600_000), def: '3000', doc: 'a shard that answers no heartbeat (or whose bus output stays over its cap) this long is declared hung, SIGKILLed and restarted' },
   drainTimeoutMs: { env: 'WS_DRAIN_TIMEOUT_MS', flag: 'drain-timeout-ms', schema: int(100, 600_000), def: '10000', doc: 'shutdown deadline' },
+  drainNoticeMs: { env: 'WS_DRAIN_NOTICE_MS', flag: 'drain-notice-ms', schema: int(0, 600_000), def: '0', doc: 'on shutdown, /health and new upgrades answer 503 this long while clients are still served (a balancer stops routing) before the drain starts; added to WS_DRAIN_TIMEOUT_MS' },
   recoveryWindowMs: { env: 'WS_RECOVERY_WINDOW_MS', flag: 'recovery-window-ms', schema: int(0, 86_400_000), def: '60000', doc: 'recovery window: how long messages are kept for clients that reconnect with `since` (0 = off); with Kafka also how far back a starting server reads' },
   recoveryMaxMessages: { env: 'WS_RECOVERY_MAX_MESSAGES', flag: 'recovery-max-messages', schema: int(1, 10_000_000), def: '10000', doc: 'recovery window: messages kept per channel' },
   recoveryMaxBytes: { env: 'WS_RECOVERY_MAX_BYTES', flag: 'recovery-max-bytes', schema: int(1 << 20, 2 ** 40), def: String(128 << 20), doc: 'recovery window: bytes kept for all channels together (the oldest message of the whole window goes first)' },
@@ -129,6 +130,8 @@ export interface ServerConfig {
   readonly busMaxChannels: number;
   readonly headersTimeoutMs: number;
   readonly drainTimeoutMs: number;
+  /** Draining is announced this long before clients are closed; the drain deadline starts after it. */
+  readonly drainNoticeMs: number;
   readonly shardLivenessMs: number;
   readonly recoveryWindowMs: number;
   readonly recoveryMaxMessages: number;

@@ -132,19 +132,23 @@ export class Front {
     );
   }
 
-  /** Health 503, clients 1001, shards exit (closing the port): all within the drain deadline. */
+  /** Health 503, the drain notice, clients 1001, shards exit (closing the port): notice + drain deadline. */
   stop(): Promise<void> {
     this.stopPromise ??= this.shutdown();
     return this.stopPromise;
   }
 
   private async shutdown(): Promise<void> {
-    const deadline = Date.now() + this.config.drainTimeoutMs;
+    const { drainNoticeMs, drainTimeoutMs } = this.config;
     this.draining = true;
-    this.log.info({ deadline_ms: this.config.drainTimeoutMs, connections: this.pool.totalConnections }, 'draining');
+    this.log.info({ notice_ms: drainNoticeMs, deadline_ms: drainTimeoutMs, connections: this.pool.totalConnections }, 'draining');
     // Shards keep their listeners while they drain, answering 503 to /health and upgrades, so
     // load balancers and reconnecting clients learn this instance is going away.
     this.pool.setFlags({ refuse: 'draining', draining: true });
+    // The notice: clients are still served (source and bus run) while a balancer's health check
+    // sees the 503 and stops sending new connections here, so the 1001s below reconnect elsewhere.
+    if (drainNoticeMs > 0) await new Promise((r) => setTimeout(r, drainNoticeMs));
+    const deadline = Date.now() + drainTimeoutMs;
     await this.source.stop();
     this.bus.stop();
     await this.pool.drain(deadline);
