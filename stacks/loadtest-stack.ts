@@ -14,6 +14,8 @@ export interface LoadtestStackProps extends BaseStackProps {
 
 export class LoadtestStack extends OdinStack {
   readonly vm: OdinVm;
+  /** Every load-test VM (loadtest.count); the first is `vm`. */
+  readonly vms: OdinVm[];
 
   constructor(scope: Construct, id: 'loadtest', props: LoadtestStackProps) {
     super(scope, id, props);
@@ -29,7 +31,26 @@ export class LoadtestStack extends OdinStack {
       startupScript: loadtestStartupScript(config, plan, assets),
     });
 
+    // The others share the first one's service account; the alias range is the first one's alone.
+    this.vms = [this.vm];
+    for (const extra of plan.loadtestVms.slice(1)) {
+      this.vms.push(
+        new OdinVm(this, `vm-${extra.instanceName.split('-').pop()}`, {
+          config,
+          plan,
+          vm: extra,
+          machineType: config.loadtest.machineType,
+          diskGb: config.loadtest.diskGb,
+          shareAccountOf: this.vm,
+          startupScript: loadtestStartupScript(config, plan, assets),
+        }),
+      );
+    }
+
     new TerraformOutput(this, 'loadtest_internal_ip', { value: vm.internalIp });
     new TerraformOutput(this, 'loadtest_instance', { value: vm.instanceName });
+    if (plan.loadtestVms.length > 1) {
+      new TerraformOutput(this, 'loadtest_instances', { value: plan.loadtestVms.map((v) => v.instanceName).join(',') });
+    }
   }
 }
