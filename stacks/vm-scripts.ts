@@ -28,9 +28,16 @@ export const AUTH_SECRET_FILE_ENV = 'WS_AUTH_SECRET_FILE';
  * consumer group is its own (ws-<env>-<instance name>): the startup script appends it on the VM.
  */
 export function wsEnv(config: StackConfig, plan: DeploymentPlan): string {
-  const { KAFKA_CONSUMER_GROUP, ...perNode } = wsEnvEntries(config, plan);
-  return renderEnvFile(plan.fleet ? perNode : { ...perNode, KAFKA_CONSUMER_GROUP });
+  const { KAFKA_CONSUMER_GROUP, ...shared } = wsEnvEntries(config, plan);
+  return renderEnvFile(plan.fleet ? { ...shared, WS_DRAIN_NOTICE_MS: FLEET_DRAIN_NOTICE_MS } : { ...shared, KAFKA_CONSUMER_GROUP });
 }
+
+/**
+ * A fleet node answers /health 503 this long after SIGTERM while still serving, so the balancer
+ * (2 failed checks 3 s apart) takes it out of rotation before it closes its clients; the drain
+ * that follows still fits odin-ws.service's TimeoutStopSec=30.
+ */
+export const FLEET_DRAIN_NOTICE_MS = 10_000;
 
 function wsEnvEntries(config: StackConfig, plan: DeploymentPlan): Record<string, string | number> {
   return {
