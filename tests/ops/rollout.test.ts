@@ -6,7 +6,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ROOT, createFakes, runScript, type Call, type Fakes, type Rule } from './support/fakes.js';
+import { startServer, type RunningServer } from '../support/server.js';
+import { ROOT, createFakes, inStack, outputRules, preflightRules, runScript, stackOf, stackOutputs, type Call, type Fakes, type Rule } from './support/fakes.js';
 
 const ROLLOUT = 'scripts/ops/rollout.mjs';
 const VERSION = 'test0000-20261201T000000Z-rollout';
@@ -116,5 +117,45 @@ describe('gcp:deploy rollout of a fleet', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(`rollout stopped at node ${NODES[0]} (1/3, us-central1-a): another healthy node before draining: not within 1 s (no other node is healthy in the balancer)`);
     expect(steps(fakes.calls())).toEqual([]);
+  });
+});
+
+describe('gcp:deploy with ws.count 3', () => {
+  let server: RunningServer;
+  let fakes: Fakes;
+  let before: string[];
+  const list = () => (fs.existsSync(RELEASES) ? fs.readdirSync(RELEASES) : []);
+  beforeAll(async () => {
+    before = list();
+    server = await startServer();
+  });
+  afterAll(async () => {
+    await server?.stop();
+    for (const v of list().filter((r) => !before.includes(r))) fs.rmSync(path.join(RELEASES, v), { recursive: true, force: true });
+  });
+  afterEach(() => fakes?.cleanup());
+
+  it('applies the stacks, converges and ships the backend only, then rolls the release over the nodes, then the public /health through the balancer', async () => {
+    const { ws: _single, ...outputs } = stackOutputs({ healthUrl: server.healthUrl });
+    fakes = createFakes({
+      rules: [
+        ...preflightRules({ cpusFree: 40 }),
+        { tool: 'terraform', match: inStack('[\\w-]+', 'apply'), stdout: 'Apply complete!\n' },
+        ...outputRules(outputs),
+        { tool: 'gcloud', match: '^compute ssh odin-backend [\\s\\S]*converge', stdout: 'converge: config up to date\n' },
+        { tool: 'gcloud', match: '^compute (ssh|scp) .*odin-backend', stdout: 'active\n' },
+        ...rules(),
+      ],
+    });
+    const r = await runScript('scripts/ops/deploy.mjs', ['--poll-ms', '10'], { ...fakes.env, ODIN_ENV: 'fleet' });
+    expect(r.code, r.stderr).toBe(0);
+    const calls = fakes.calls();
+    expect(calls.filter((c) => c.tool === 'terraform' && c.argv[1] === 'apply').map(stackOf)).toEqual(['bootstrap', 'network', 'backend', 'ws']);
+    // No scp to any WS node: the nodes fetch the release from the bucket.
+    expect(calls.filter((c) => c.argv[1] === 'scp').every((c) => c.argv.join(' ').includes('odin-backend'))).toBe(true);
+    const version = /deployed ([\w.-]+)/.exec(r.stdout)![1];
+    expect(calls.map((c) => c.argv.join(' '))).toContain(`storage cp ${path.join(RELEASES, `${version}.tar.gz`)} gs://odin-test-odin-fleet-releases/releases/${version}.tar.gz --project odin-test`);
+    expect(steps(calls).filter((x) => !x.endsWith(' odin-backend'))).toEqual(NODES.flatMap((n) => [`drain ${n}`, `stopped? ${n}`, `recreate ${n}`, `health ${n}`]));
+    expect(r.stdout).toContain(`public ${server.healthUrl}: ok`);
   });
 });
