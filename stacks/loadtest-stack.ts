@@ -1,6 +1,8 @@
-// The load-test VM (e2-standard-8): reaches the WS VM over its internal address (no egress
-// charge, no NAT in the path); an optional alias range gives the load generator more source
-// addresses than one IP's ephemeral ports allow.
+// The load-test VMs (e2-standard-8, loadtest.count of them): against the single WS VM they
+// connect over its internal address (no egress charge, no NAT in the path; an optional alias
+// range gives the load generator more source addresses than one IP's ephemeral ports allow).
+// Against a fleet they connect to the balancer's public address as clients do, so each has an
+// ephemeral external address (Cloud NAT would share a few ports among all their connections).
 import type { Construct } from 'constructs';
 import { TerraformOutput } from 'cdktf';
 import type { Assets } from './assets.js';
@@ -28,6 +30,7 @@ export class LoadtestStack extends OdinStack {
       machineType: config.loadtest.machineType,
       diskGb: config.loadtest.diskGb,
       aliasCidr: config.loadtest.sourceCidr,
+      ephemeralExternalIp: Boolean(plan.fleet),
       startupScript: loadtestStartupScript(config, plan, assets),
     });
 
@@ -42,6 +45,7 @@ export class LoadtestStack extends OdinStack {
           machineType: config.loadtest.machineType,
           diskGb: config.loadtest.diskGb,
           shareAccountOf: this.vm,
+          ephemeralExternalIp: Boolean(plan.fleet),
           startupScript: loadtestStartupScript(config, plan, assets),
         }),
       );

@@ -30,6 +30,8 @@ export interface OdinVmProps {
   readonly startupScript: string;
   /** A static external IPv4 to attach (only the WS VM; reserved in the bootstrap stack). */
   readonly natIp?: string;
+  /** An ephemeral external IPv4 (the load-test VMs of a fleet: they connect to the fleet's public address as clients do). */
+  readonly ephemeralExternalIp?: boolean;
   /** Alias range on the NIC for extra source addresses (the load-test VM). */
   readonly aliasCidr?: string;
   /** Secret Manager secret ids this VM's service account may read (secretAccessor on each). */
@@ -98,7 +100,7 @@ export class OdinVm extends Construct {
         {
           subnetwork: plan.subnetPath,
           networkIp: this.internalAddress.address,
-          accessConfig: props.natIp ? [{ natIp: props.natIp, networkTier: 'PREMIUM' }] : undefined,
+          accessConfig: props.natIp ? [{ natIp: props.natIp, networkTier: 'PREMIUM' }] : props.ephemeralExternalIp ? [{ networkTier: 'PREMIUM' }] : undefined,
           aliasIpRange: props.aliasCidr ? [{ ipCidrRange: props.aliasCidr }] : undefined,
         },
       ],
