@@ -167,3 +167,24 @@ describe('ws.autoscale and ws.domain', () => {
     expect(r.error!.issues.map((i) => i.path.join('.'))).toContain(where);
   });
 });
+
+describe('loadtest.count', () => {
+  it('3 load-test VMs: the first keeps the single one\'s name and address, the others follow; one shared account; external addresses only against a fleet', () => {
+    const single = synthAll({ loadtest: { count: 3 } }).stacks.loadtest;
+    const vms = resources(single, 'google_compute_instance');
+    expect(vms.map((v) => v.name).sort()).toEqual(['odin-test-loadtest', 'odin-test-loadtest-2', 'odin-test-loadtest-3']);
+    expect(resources(single, 'google_compute_address').map((a) => a.address).sort()).toEqual(['10.10.0.30', '10.10.0.31', '10.10.0.32']);
+    expect(resources(single, 'google_service_account')).toHaveLength(1);
+    expect(new Set(vms.map((v) => v.service_account.email)).size).toBe(1);
+    for (const v of vms) expect(v.network_interface[0].access_config).toBeUndefined();
+    expect(single.output!.loadtest_instances.value).toBe('odin-test-loadtest,odin-test-loadtest-2,odin-test-loadtest-3');
+    const fleet = synthAll({ ws: { count: 2 }, loadtest: { count: 2 } }).stacks.loadtest;
+    for (const v of resources(fleet, 'google_compute_instance')) expect(v.network_interface[0].access_config).toEqual([{ network_tier: 'PREMIUM' }]);
+  });
+
+  it('refuses a source range over the extra load-test addresses', () => {
+    const r = StackConfigSchema.safeParse({ ...BASE_CONFIG, loadtest: { count: 3, sourceCidr: '10.10.0.32/30' } });
+    expect(r.success).toBe(false);
+    expect(r.error!.issues[0].message).toContain('10.10.0.32');
+  });
+});
