@@ -49,6 +49,8 @@ export interface StoppedCost {
   priceDate: string;
   disks: number;
   staticIp: number;
+  /** A stopped fleet keeps its forwarding rules (the group is resized to 0). */
+  forwardingRules?: number;
   monthly: number;
 }
 export interface VmShape {

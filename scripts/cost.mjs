@@ -155,9 +155,21 @@ export function estimateMonthlyCost(config, prices, egressInputs = {}) {
  */
 export function stoppedMonthlyCost(config, prices = loadPrices()) {
   const roles = Object.keys(VM_EXTRAS).filter((role) => role !== 'loadtest' || config?.loadtest?.enabled !== false);
-  const disks = roles.reduce((sum, role) => sum + vmCount(config, role) * config[role].diskGb * prices.pdBalancedGbMonth, 0);
-  const staticIp = prices.staticIpUnusedHour * prices.hoursPerMonth;
-  return { currency: prices.currency, priceDate: prices.date, disks: round2(disks), staticIp: round2(staticIp), monthly: round2(disks + staticIp) };
+  // A stopped fleet is resized to 0: its nodes' disks go with them.
+  const kept = (role) => (role === 'ws' && isFleet(config) ? 0 : vmCount(config, role));
+  const disks = roles.reduce((sum, role) => sum + kept(role) * config[role].diskGb * prices.pdBalancedGbMonth, 0);
+  // A stopped fleet's address stays on its forwarding rule: in use, and the rule is billed too.
+  const rules = isFleet(config) ? (config.ws.domain ? 2 : 1) : 0;
+  const staticIp = (rules ? rules * prices.staticIpHour : prices.staticIpUnusedHour) * prices.hoursPerMonth;
+  const forwardingRules = rules * prices.forwardingRuleHour * prices.hoursPerMonth;
+  return {
+    currency: prices.currency,
+    priceDate: prices.date,
+    disks: round2(disks),
+    staticIp: round2(staticIp),
+    ...(rules ? { forwardingRules: round2(forwardingRules) } : {}),
+    monthly: round2(disks + staticIp + forwardingRules),
+  };
 }
 
 export function formatEstimate(estimate) {

@@ -66,7 +66,8 @@ export class BootstrapStack extends OdinStack {
       storageClass: 'STANDARD',
       uniformBucketLevelAccess: true,
       publicAccessPrevention: 'enforced',
-      forceDestroy: false,
+      // Only build artifacts (dist/releases is the source): gcp:delete --all may empty it.
+      forceDestroy: true,
       dependsOn: this.services,
     });
     new TerraformOutput(this, 'releases_bucket', { value: bucket.name });

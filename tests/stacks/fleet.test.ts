@@ -95,7 +95,7 @@ describe('ws.count 3: the fleet', () => {
 
   it('a private releases bucket; the fleet account may only view its objects', () => {
     const bucket = only(stacks.bootstrap, 'google_storage_bucket');
-    expect(bucket).toMatchObject({ name: 'odin-ws-test-odin-test-releases', uniform_bucket_level_access: true, public_access_prevention: 'enforced', force_destroy: false });
+    expect(bucket).toMatchObject({ name: 'odin-ws-test-odin-test-releases', uniform_bucket_level_access: true, public_access_prevention: 'enforced', force_destroy: true });
     const viewer = only(ws, 'google_storage_bucket_iam_member');
     expect(viewer).toMatchObject({ bucket: 'odin-ws-test-odin-test-releases', role: 'roles/storage.objectViewer' });
     expect(viewer.member).toBe(`serviceAccount:\${google_service_account.${keyOf(ws, 'google_service_account', only(ws, 'google_service_account'))}.email}`);
