@@ -3,7 +3,13 @@
 // tcp:3004 at the one static address, Google's health-check ranges on 3004 only, a releases bucket
 // the fleet may only read, per-node consumer groups, Prometheus GCE service discovery, and wss://
 // only with a domain.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { stringify as toYaml } from 'yaml';
+import { ASSET_DIR } from '../../stacks/assets.js';
 import { parse as parseYaml } from 'yaml';
 import { FLEET_OUTPUTS_BY_STACK, OUTPUTS_BY_STACK } from '../../stacks/outputs.js';
 import { StackConfigSchema } from '../../stacks/config/schema.js';
@@ -186,5 +192,38 @@ describe('loadtest.count', () => {
     const r = StackConfigSchema.safeParse({ ...BASE_CONFIG, loadtest: { count: 3, sourceCidr: '10.10.0.32/30' } });
     expect(r.success).toBe(false);
     expect(r.error!.issues[0].message).toContain('10.10.0.32');
+  });
+});
+
+describe('the fleet dashboard and Prometheus config', () => {
+  const promtool = spawnSync('promtool', ['--version']).status === 0;
+  const dash = JSON.parse(readFileSync(path.join(ASSET_DIR, 'dashboard-odin-fleet.json'), 'utf8'));
+  const main = readFileSync(path.join(ASSET_DIR, 'dashboard-odin-ws.json'), 'utf8');
+  const exprs: string[] = dash.panels.flatMap((p: { targets: Array<{ expr: string }> }) => p.targets.map((t) => t.expr));
+
+  it('every panel queries Prometheus, per node with a fleet total, on metrics the single-VM dashboard already uses', () => {
+    for (const p of dash.panels) expect(p.datasource.uid).toBe('odin-prometheus');
+    expect(exprs.some((e) => /by \(node\)/.test(e))).toBe(true);
+    expect(exprs).toContain('sum(odin_ws_connections)');
+    for (const name of new Set(exprs.flatMap((e) => [...e.matchAll(/\b(odin_ws_[a-z_]+)/g)].map((m) => m[1])))) {
+      expect(main, name).toContain(name.replace(/_bucket$/, ''));
+    }
+  });
+
+  it.skipIf(!promtool && !process.env.CI)('every query is valid PromQL, and the rendered fleet prometheus.yml passes promtool', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'odin-fleet-prom-'));
+    try {
+      const rules = path.join(dir, 'rules.yml');
+      const grafanaVars = (e: string) => e.replace(/\$__rate_interval/g, '1m');
+      writeFileSync(rules, toYaml({ groups: [{ name: 'fleet', rules: exprs.map((e, i) => ({ record: `fleet:q${i}`, expr: grafanaVars(e) })) }] }));
+      const r = spawnSync('promtool', ['check', 'rules', rules], { encoding: 'utf8' });
+      expect(r.status, r.stdout + r.stderr).toBe(0);
+      const config = path.join(dir, 'prometheus.yml');
+      writeFileSync(config, stagedFile(startupScript(synthAll({ ws: { count: 3, zones: ['us-central1-a', 'us-central1-b'] } }).stacks.backend), '/etc/prometheus/prometheus.yml'));
+      const c = spawnSync('promtool', ['check', 'config', '--syntax-only', config], { encoding: 'utf8' });
+      expect(c.status, c.stdout + c.stderr).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
