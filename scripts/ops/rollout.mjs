@@ -101,7 +101,7 @@ export async function uploadRelease(gcp, target, { version, releasesDir }) {
   if (!/^[\w.-]{1,100}$/.test(version)) throw new OpsError(`bad release version ${JSON.stringify(version)}`);
   const archive = path.join(releasesDir, `${version}.tar.gz`);
   await gcp.run('tar', ['-czf', archive, '-C', releasesDir, version]);
-  const sha256 = gcp.dryRun ? '0'.repeat(64) : sha256File(archive);
+  const sha256 = gcp.dryRun ? '<sha256>' : sha256File(archive);
   await gcp.gcloud(['storage', 'cp', archive, `gs://${target.bucket}/releases/${version}.tar.gz`, '--project', target.project]);
   return sha256;
 }
