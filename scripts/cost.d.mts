@@ -1,6 +1,8 @@
 // Types for scripts/cost.mjs (plain ESM run by node; imported by tests and the deploy script).
 export interface VmCost {
   role: 'ws' | 'backend' | 'loadtest';
+  /** VMs of this role (ws.count, loadtest.count); the amounts are for all of them. */
+  count: number;
   machineType: string;
   vcpus: number;
   memoryGb: number;
@@ -16,8 +18,19 @@ export interface CostEstimate {
   hoursPerMonth: number;
   vms: VmCost[];
   egress: EgressCost;
+  /** Only for a fleet (ws.count >= 2). */
+  balancer?: BalancerCost;
+  autoscale?: { min: number; max: number };
   hourly: number;
   monthly: number;
+}
+export interface BalancerCost {
+  forwardingRules: number;
+  dataGbPerMonth: number;
+  pricePerGb: number;
+  hourly: number;
+  monthly: number;
+  items: { forwardingRules: number; staticIp: number; dataProcessed: number };
 }
 export interface EgressInputs {
   connections?: number;
@@ -36,6 +49,8 @@ export interface StoppedCost {
   priceDate: string;
   disks: number;
   staticIp: number;
+  /** A stopped fleet keeps its forwarding rules (the group is resized to 0). */
+  forwardingRules?: number;
   monthly: number;
 }
 export interface VmShape {

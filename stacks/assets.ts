@@ -9,6 +9,7 @@ export const ASSET_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)),
 export const ASSET_FILES = {
   commonSh: 'common.sh',
   wsStartupSh: 'ws-startup.sh',
+  wsFleetSh: 'ws-fleet.sh',
   backendStartupSh: 'backend-startup.sh',
   loadtestStartupSh: 'loadtest-startup.sh',
   wsUnit: 'odin-ws.service',
@@ -21,10 +22,12 @@ export const ASSET_FILES = {
   redpandaDefault: 'redpanda.default',
   consoleYaml: 'redpanda-console.yaml',
   prometheusYml: 'prometheus.yml',
+  prometheusFleetYml: 'prometheus-fleet.yml',
   grafanaDatasource: 'grafana-datasource.yaml',
   grafanaDashboards: 'grafana-dashboards.yaml',
   grafanaOverride: 'grafana-override.conf',
   dashboardJson: 'dashboard-odin-ws.json',
+  fleetDashboardJson: 'dashboard-odin-fleet.json',
 } as const;
 
 export type AssetKey = keyof typeof ASSET_FILES;

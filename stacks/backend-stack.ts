@@ -5,7 +5,7 @@ import type { Construct } from 'constructs';
 import { TerraformOutput } from 'cdktf';
 import type { Assets } from './assets.js';
 import { OdinStack, type BaseStackProps } from './base-stack.js';
-import { PORTS } from './plan.js';
+import { PORTS, SD_ROLE } from './plan.js';
 import { OdinVm } from './vm.js';
 import { backendStartupScript } from './vm-scripts.js';
 
@@ -27,6 +27,8 @@ export class BackendStack extends OdinStack {
       machineType: config.backend.machineType,
       diskGb: config.backend.diskGb,
       readsSecrets: [plan.secrets.grafanaAdmin],
+      // Prometheus finds the fleet's nodes by listing instances: read-only compute, nothing more.
+      extraRoles: plan.fleet ? [SD_ROLE] : [],
       startupScript: backendStartupScript(config, plan, assets),
     });
     const ip = vm.internalIp;

@@ -1,6 +1,8 @@
-// The load-test VM (e2-standard-8): reaches the WS VM over its internal address (no egress
-// charge, no NAT in the path); an optional alias range gives the load generator more source
-// addresses than one IP's ephemeral ports allow.
+// The load-test VMs (e2-standard-8, loadtest.count of them): against the single WS VM they
+// connect over its internal address (no egress charge, no NAT in the path; an optional alias
+// range gives the load generator more source addresses than one IP's ephemeral ports allow).
+// Against a fleet they connect to the balancer's public address as clients do, so each has an
+// ephemeral external address (Cloud NAT would share a few ports among all their connections).
 import type { Construct } from 'constructs';
 import { TerraformOutput } from 'cdktf';
 import type { Assets } from './assets.js';
@@ -14,6 +16,8 @@ export interface LoadtestStackProps extends BaseStackProps {
 
 export class LoadtestStack extends OdinStack {
   readonly vm: OdinVm;
+  /** Every load-test VM (loadtest.count); the first is `vm`. */
+  readonly vms: OdinVm[];
 
   constructor(scope: Construct, id: 'loadtest', props: LoadtestStackProps) {
     super(scope, id, props);
@@ -26,10 +30,31 @@ export class LoadtestStack extends OdinStack {
       machineType: config.loadtest.machineType,
       diskGb: config.loadtest.diskGb,
       aliasCidr: config.loadtest.sourceCidr,
+      ephemeralExternalIp: Boolean(plan.fleet),
       startupScript: loadtestStartupScript(config, plan, assets),
     });
 
+    // The others share the first one's service account; the alias range is the first one's alone.
+    this.vms = [this.vm];
+    for (const extra of plan.loadtestVms.slice(1)) {
+      this.vms.push(
+        new OdinVm(this, `vm-${extra.instanceName.split('-').pop()}`, {
+          config,
+          plan,
+          vm: extra,
+          machineType: config.loadtest.machineType,
+          diskGb: config.loadtest.diskGb,
+          shareAccountOf: this.vm,
+          ephemeralExternalIp: Boolean(plan.fleet),
+          startupScript: loadtestStartupScript(config, plan, assets),
+        }),
+      );
+    }
+
     new TerraformOutput(this, 'loadtest_internal_ip', { value: vm.internalIp });
     new TerraformOutput(this, 'loadtest_instance', { value: vm.instanceName });
+    if (plan.loadtestVms.length > 1) {
+      new TerraformOutput(this, 'loadtest_instances', { value: plan.loadtestVms.map((v) => v.instanceName).join(',') });
+    }
   }
 }

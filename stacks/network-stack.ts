@@ -10,7 +10,7 @@ import { ComputeRouter } from '@cdktf/provider-google/lib/compute-router/index.j
 import { ComputeRouterNat } from '@cdktf/provider-google/lib/compute-router-nat/index.js';
 import { ComputeSubnetwork } from '@cdktf/provider-google/lib/compute-subnetwork/index.js';
 import { OdinStack, type BaseStackProps } from './base-stack.js';
-import { IAP_RANGE, PORTS } from './plan.js';
+import { HEALTH_CHECK_RANGES, IAP_RANGE, NLB_HEALTH_CHECK_RANGES, PORTS } from './plan.js';
 
 export const PUBLIC_RANGE = '0.0.0.0/0';
 
@@ -75,6 +75,12 @@ export class NetworkStack extends OdinStack {
     // Also open publicly above; kept so the WS VM stays reachable for the load test and
     // Prometheus if the public rule is ever narrowed.
     rule('ws-internal', [PORTS.ws], [config.subnetCidr], [ws.tag], 'WebSocket and /metrics from inside the subnet');
+    if (plan.fleet) {
+      // The fleet's balancers and autohealing probe /health from Google's ranges (the Application
+      // Load Balancer's proxies for wss:// come from the same ranges); port 3004 only.
+      const ranges = [...new Set([...NLB_HEALTH_CHECK_RANGES, ...HEALTH_CHECK_RANGES])];
+      rule('ws-health-checks', [PORTS.ws], ranges, [ws.tag], 'Google health checks (balancer, autohealing) and the wss:// proxies, WS fleet only');
+    }
     rule('ui-iap', [PORTS.grafana, PORTS.console], [IAP_RANGE], [backend.tag], 'Grafana and Redpanda Console only through IAP TCP forwarding (task gcp:grafana / gcp:console)');
     new ComputeFirewall(this, 'fw-icmp-internal', {
       name: `${plan.prefix}-icmp-internal`,

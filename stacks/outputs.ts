@@ -34,3 +34,11 @@ export const OUTPUTS_BY_STACK: Readonly<Record<StackName, readonly OutputName[]>
   ws: ['ws_internal_ip', 'ws_instance'],
   loadtest: ['loadtest_internal_ip', 'loadtest_instance'],
 };
+
+/** What a fleet (ws.count >= 2) declares instead of the single VM's ws_internal_ip and ws_instance. */
+export const FLEET_OUTPUTS_BY_STACK = Object.freeze({
+  bootstrap: ['releases_bucket'],
+  ws: ['ws_fleet_url', 'ws_group', 'ws_region', 'ws_nodes'],
+  /** Only with ws.domain. */
+  tls: { bootstrap: ['wss_ip'], ws: ['wss_url'] },
+} as const);

@@ -23,9 +23,24 @@ export const PACKAGE_PINS = Object.freeze({
 /** What the WS VM's startup script writes into /etc/odin/ws-auth.env when a secret exists (the server's contract). */
 export const AUTH_SECRET_FILE_ENV = 'WS_AUTH_SECRET_FILE';
 
-/** /etc/odin/ws.env: the server's whole configuration (see odin-ws.service). */
+/**
+ * /etc/odin/ws.env: the server's whole configuration (see odin-ws.service). A fleet node's
+ * consumer group is its own (ws-<env>-<instance name>): the startup script appends it on the VM.
+ */
 export function wsEnv(config: StackConfig, plan: DeploymentPlan): string {
-  return renderEnvFile({
+  const { KAFKA_CONSUMER_GROUP, ...shared } = wsEnvEntries(config, plan);
+  return renderEnvFile(plan.fleet ? { ...shared, WS_DRAIN_NOTICE_MS: FLEET_DRAIN_NOTICE_MS } : { ...shared, KAFKA_CONSUMER_GROUP });
+}
+
+/**
+ * A fleet node answers /health 503 this long after SIGTERM while still serving, so the balancer
+ * (2 failed checks 3 s apart) takes it out of rotation before it closes its clients; the drain
+ * that follows still fits odin-ws.service's TimeoutStopSec=30.
+ */
+export const FLEET_DRAIN_NOTICE_MS = 10_000;
+
+function wsEnvEntries(config: StackConfig, plan: DeploymentPlan): Record<string, string | number> {
+  return {
     WS_MODE: 'multi',
     WS_ADDR: `:${PORTS.ws}`,
     WS_SHARDS: config.ws.shards,
@@ -34,7 +49,7 @@ export function wsEnv(config: StackConfig, plan: DeploymentPlan): string {
     KAFKA_BROKERS: plan.kafkaBrokers,
     KAFKA_TOPICS: config.kafka.topics.join(','),
     KAFKA_CONSUMER_GROUP: plan.consumerGroup,
-  });
+  };
 }
 
 /** /etc/odin/publisher.env: the publisher runs next to Redpanda. */
@@ -70,6 +85,7 @@ function file(path: string, content: string, mode?: string): StagedFile {
 }
 
 export function wsStartupScript(config: StackConfig, plan: DeploymentPlan, assets: Assets): string {
+  const fleet = plan.fleet;
   return renderStartupScript({
     role: 'ws',
     vars: {
@@ -77,6 +93,7 @@ export function wsStartupScript(config: StackConfig, plan: DeploymentPlan, asset
       ODIN_KAFKA_BROKERS: plan.kafkaBrokers,
       ODIN_WS_SHARDS: String(config.ws.shards),
       ODIN_AUTH_SECRET_NAME: plan.secrets.wsAuth,
+      ...(fleet ? { ODIN_CONSUMER_GROUP_PREFIX: fleet.consumerGroupPrefix } : {}),
     },
     files: [
       file('/etc/odin/ws.env', wsEnv(config, plan)),
@@ -86,6 +103,7 @@ export function wsStartupScript(config: StackConfig, plan: DeploymentPlan, asset
     ],
     scripts: [
       { name: 'common.sh', text: assets.commonSh },
+      ...(fleet ? [{ name: 'ws-fleet.sh', text: assets.wsFleetSh }] : []),
       { name: 'ws-startup.sh', text: assets.wsStartupSh },
     ],
   });
@@ -108,10 +126,11 @@ export function backendStartupScript(config: StackConfig, plan: DeploymentPlan, 
       file('/etc/redpanda/redpanda.yaml', fill('redpanda.yaml', assets.redpandaYaml)),
       file('/etc/default/redpanda', assets.redpandaDefault),
       file('/etc/redpanda/redpanda-console-config.yaml', fill('redpanda-console.yaml', assets.consoleYaml)),
-      file('/etc/prometheus/prometheus.yml', fill('prometheus.yml', assets.prometheusYml)),
+      file('/etc/prometheus/prometheus.yml', prometheusConfig(config, plan, assets)),
       file('/etc/grafana/provisioning/datasources/odin.yaml', assets.grafanaDatasource, '0640'),
       file('/etc/grafana/provisioning/dashboards/odin.yaml', assets.grafanaDashboards, '0640'),
       file('/var/lib/odin/dashboards/odin-ws.json', assets.dashboardJson),
+      ...(plan.fleet ? [file('/var/lib/odin/dashboards/odin-fleet.json', assets.fleetDashboardJson)] : []),
       file('/etc/systemd/system/grafana-server.service.d/odin.conf', assets.grafanaOverride),
       file('/etc/odin/publisher.env', publisherEnv(config)),
       file('/etc/systemd/system/odin-publisher.service', assets.publisherUnit),
@@ -121,6 +140,27 @@ export function backendStartupScript(config: StackConfig, plan: DeploymentPlan, 
       { name: 'backend-startup.sh', text: assets.backendStartupSh },
     ],
   });
+}
+
+/**
+ * Prometheus' config: the single WS VM at its fixed address, or the fleet by GCE service
+ * discovery (one gce_sd_configs entry per zone of the group; only running role=ws instances).
+ */
+export function prometheusConfig(config: StackConfig, plan: DeploymentPlan, assets: Assets): string {
+  const values = templateValues(config, plan);
+  if (!plan.fleet) return fillTemplate('prometheus.yml', assets.prometheusYml, values);
+  const sd = plan.fleet.zones
+    .map((zone) =>
+      [
+        `      - project: "${config.project}"`,
+        `        zone: "${zone}"`,
+        `        port: ${PORTS.ws}`,
+        '        refresh_interval: 30s',
+        `        filter: '(labels.role = "ws") AND (status = "RUNNING")'`,
+      ].join('\n'),
+    )
+    .join('\n');
+  return fillTemplate('prometheus-fleet.yml', assets.prometheusFleetYml, { ...values, WS_GCE_SD_CONFIGS: sd });
 }
 
 export function loadtestStartupScript(config: StackConfig, plan: DeploymentPlan, assets: Assets): string {

@@ -30,10 +30,16 @@ export interface OdinVmProps {
   readonly startupScript: string;
   /** A static external IPv4 to attach (only the WS VM; reserved in the bootstrap stack). */
   readonly natIp?: string;
+  /** An ephemeral external IPv4 (the load-test VMs of a fleet: they connect to the fleet's public address as clients do). */
+  readonly ephemeralExternalIp?: boolean;
   /** Alias range on the NIC for extra source addresses (the load-test VM). */
   readonly aliasCidr?: string;
   /** Secret Manager secret ids this VM's service account may read (secretAccessor on each). */
   readonly readsSecrets?: readonly string[];
+  /** Project roles besides the log and metric writers (the backend's compute.viewer for Prometheus' service discovery of a fleet). */
+  readonly extraRoles?: readonly string[];
+  /** Run as another VM's account (and its grants) instead of an own one: the extra load-test VMs. */
+  readonly shareAccountOf?: OdinVm;
   /** GCE refuses to delete the VM until this is turned off (gcp:delete does that first). */
   readonly deletionProtection?: boolean;
 }
@@ -42,24 +48,33 @@ export class OdinVm extends Construct {
   readonly instance: ComputeInstance;
   readonly serviceAccount: ServiceAccount;
   readonly internalAddress: ComputeAddress;
+  /** The IAM grants the VM needs before it boots. */
+  readonly grants: ITerraformDependable[];
 
   constructor(scope: Construct, id: string, props: OdinVmProps) {
     super(scope, id);
     const { config, plan, vm } = props;
     const secrets = props.readsSecrets ?? [];
 
-    this.serviceAccount = new ServiceAccount(this, 'sa', {
-      accountId: vm.serviceAccountId,
-      displayName: `odin ${config.env} ${vm.role} VM`,
-      description: secrets.length ? 'Runs the VM; may write logs and metrics and read its own secrets.' : 'Runs the VM; may only write logs and metrics.',
-    });
-    const member = `serviceAccount:${this.serviceAccount.email}`;
-    const grants: ITerraformDependable[] = VM_ROLES.map(
-      (role) => new ProjectIamMember(this, `role-${role.split('/')[1]}`, { project: config.project, role, member }),
-    );
-    for (const secretId of secrets) {
-      grants.push(new SecretManagerSecretIamMember(this, `reads-${secretId}`, { project: config.project, secretId, role: SECRET_ACCESSOR, member }));
+    let grants: ITerraformDependable[];
+    if (props.shareAccountOf) {
+      this.serviceAccount = props.shareAccountOf.serviceAccount;
+      grants = props.shareAccountOf.grants;
+    } else {
+      this.serviceAccount = new ServiceAccount(this, 'sa', {
+        accountId: vm.serviceAccountId,
+        displayName: `odin ${config.env} ${vm.role} VM`,
+        description: secrets.length ? 'Runs the VM; may write logs and metrics and read its own secrets.' : 'Runs the VM; may only write logs and metrics.',
+      });
+      const member = `serviceAccount:${this.serviceAccount.email}`;
+      grants = [...VM_ROLES, ...(props.extraRoles ?? [])].map(
+        (role) => new ProjectIamMember(this, `role-${role.split('/')[1]}`, { project: config.project, role, member }),
+      );
+      for (const secretId of secrets) {
+        grants.push(new SecretManagerSecretIamMember(this, `reads-${secretId}`, { project: config.project, secretId, role: SECRET_ACCESSOR, member }));
+      }
     }
+    this.grants = grants;
 
     this.internalAddress = new ComputeAddress(this, 'internal-ip', {
       name: `${vm.instanceName}-internal`,
@@ -85,7 +100,7 @@ export class OdinVm extends Construct {
         {
           subnetwork: plan.subnetPath,
           networkIp: this.internalAddress.address,
-          accessConfig: props.natIp ? [{ natIp: props.natIp, networkTier: 'PREMIUM' }] : undefined,
+          accessConfig: props.natIp ? [{ natIp: props.natIp, networkTier: 'PREMIUM' }] : props.ephemeralExternalIp ? [{ networkTier: 'PREMIUM' }] : undefined,
           aliasIpRange: props.aliasCidr ? [{ ipCidrRange: props.aliasCidr }] : undefined,
         },
       ],

@@ -6,9 +6,11 @@
 import type { Construct } from 'constructs';
 import { TerraformOutput } from 'cdktf';
 import { DataGoogleComputeAddress } from '@cdktf/provider-google/lib/data-google-compute-address/index.js';
+import { DataGoogleComputeGlobalAddress } from '@cdktf/provider-google/lib/data-google-compute-global-address/index.js';
 import type { Assets } from './assets.js';
 import { OdinStack, type BaseStackProps } from './base-stack.js';
 import { OdinVm } from './vm.js';
+import { WsFleet } from './ws-fleet.js';
 import { wsStartupScript } from './vm-scripts.js';
 
 export interface WsStackProps extends BaseStackProps {
@@ -16,7 +18,9 @@ export interface WsStackProps extends BaseStackProps {
 }
 
 export class WsStack extends OdinStack {
-  readonly vm: OdinVm;
+  /** The single VM (ws.count 1), or the fleet (ws.count >= 2). */
+  readonly vm?: OdinVm;
+  readonly fleet?: WsFleet;
 
   constructor(scope: Construct, id: 'ws', props: WsStackProps) {
     super(scope, id, props);
@@ -24,6 +28,18 @@ export class WsStack extends OdinStack {
     const vm = plan.vms.ws;
     // Read by name, not through the bootstrap stack's state: the stacks share names, not state.
     const address = new DataGoogleComputeAddress(this, 'external-ip', { name: plan.wsAddressName, region: config.region });
+    if (plan.fleet) {
+      const wss = plan.fleet.tls ? new DataGoogleComputeGlobalAddress(this, 'wss-ip', { name: plan.fleet.tls.addressName }) : undefined;
+      this.fleet = new WsFleet(this, 'fleet', {
+        config,
+        plan,
+        fleet: plan.fleet,
+        startupScript: wsStartupScript(config, plan, assets),
+        address: address.address,
+        wssAddress: wss?.address,
+      });
+      return;
+    }
     this.vm = new OdinVm(this, 'vm', {
       config,
       plan,

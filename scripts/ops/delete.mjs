@@ -43,7 +43,8 @@ export async function destroy(gcp, deployment, { yes, all = false, confirm = con
       throw new OpsError('not confirmed: nothing destroyed (pass --yes to destroy without a prompt)');
     }
   }
-  if (stacks.includes('ws')) {
+  // A fleet's nodes carry no deletion protection (the group recreates them anyway).
+  if (stacks.includes('ws') && !plan.fleet) {
     // GCE refuses to delete a protected VM; a VM that is already gone is fine.
     await gcp.gcloud(['compute', 'instances', 'update', plan.vms.ws.instanceName, '--no-deletion-protection', '--zone', zone, '--project', project], { allowFail: true });
   }

@@ -4,7 +4,8 @@
 // backend, ws and the optional load-test VM), then per VM: upload the release, converge its
 // config (re-run a changed startup script), switch and restart (the WS server drains: clients get
 // 1001 and reconnect); finally wait until the WS VM's own /health reports every shard up on the
-// release just shipped, and the public port answers.
+// release just shipped, and the public port answers. A fleet (ws.count >= 2) gets its release
+// through the releases bucket and a rolling update node by node instead (scripts/ops/rollout.mjs).
 import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -14,12 +15,14 @@ import { evaluatePublicHealth, evaluateRelease, fetchJson, formatHealth, parseRe
 import { checkQuota, preflight } from './preflight.mjs';
 import { readOutputs } from './outputs.mjs';
 import { assembleRelease, convergeScript, gitState, healthProbeScript, installScript, releaseVersion } from './release.mjs';
+import { rollout } from './rollout.mjs';
 import { deployStacks, resolveDeployment } from './settings.mjs';
 
-export const USAGE = `usage: deploy [--dry-run] [--skip-infra] [--health-timeout SECONDS] [--auth-secret-file PATH] [--skip-role-check]
+export const USAGE = `usage: deploy [--dry-run] [--skip-infra] [--health-timeout SECONDS] [--node-timeout SECONDS] [--auth-secret-file PATH] [--skip-role-check]
   (project, region, zone, state bucket: stacks/config/$ODIN_ENV.json and GCP_PROJECT etc., as for npm run synth)
   --skip-infra             do not apply the stacks; only converge and ship a new release to the existing VMs
   --health-timeout S       how long to wait for a healthy /health after the restart (default 180)
+  --node-timeout S         a fleet (ws.count >= 2): how long each recreated node may take to serve the release (default 600)
   --auth-secret-file PATH  add PATH's content as the new version of the WS auth secret (turns auth on;
                            the previous version stays valid until you disable it: a rotation window)
   --skip-role-check        you hold the operator roles through a group (not visible in the project policy)`;
@@ -33,6 +36,8 @@ export const ROLES = Object.freeze([
 
 const NEW_VM_RETRIES = 9;
 const NEEDED = ['health_url', 'ws_instance', 'backend_instance', 'zone', 'project'];
+/** A fleet has no single WS instance: its nodes come from the group. */
+const FLEET_NEEDED = NEEDED.filter((n) => n !== 'ws_instance');
 
 /** Tools missing from PATH, each as its one-line install hint. Runs nothing. */
 export function missingTools(env = process.env) {
@@ -103,8 +108,9 @@ export async function ensureStateBucket(gcp, { stateBucket, project, env }, log)
   await applyStack(gcp, 'state');
 }
 
-export async function deploy(gcp, deployment, { skipInfra = false, healthTimeoutS = 180, authSecretFile, skipRoleCheck = false, log = (s) => process.stdout.write(`${s}\n`), now = new Date() }) {
+export async function deploy(gcp, deployment, { skipInfra = false, healthTimeoutS = 180, nodeTimeoutS = 600, authSecretFile, skipRoleCheck = false, log = (s) => process.stdout.write(`${s}\n`), now = new Date(), pollMs }) {
   const { project, plan } = deployment;
+  const fleet = Boolean(plan.fleet);
   const cost = await loadCost(gcp.root);
   const machineTypes = cost?.loadPrices?.().machineTypes ?? {};
 
@@ -145,8 +151,8 @@ export async function deploy(gcp, deployment, { skipInfra = false, healthTimeout
     log(`== infrastructure: ${stacks.slice(1).join(', ')}`);
     for (const stack of stacks.slice(1)) await applyStack(gcp, stack);
   }
-  const roles = ROLES.filter((r) => r.role !== 'loadtest' || deployment.loadtestEnabled);
-  const out = await readOutputs(gcp, [...NEEDED, ...(deployment.loadtestEnabled ? ['loadtest_instance'] : [])]);
+  const roles = ROLES.filter((r) => (r.role !== 'loadtest' || deployment.loadtestEnabled) && (r.role !== 'ws' || !fleet));
+  const out = await readOutputs(gcp, [...(fleet ? FLEET_NEEDED : NEEDED), ...(deployment.loadtestEnabled ? ['loadtest_instance'] : [])]);
 
   for (const { role, instance, service } of roles) {
     const target = { instance: out[instance], zone: out.zone, project: out.project };
@@ -159,7 +165,12 @@ export async function deploy(gcp, deployment, { skipInfra = false, healthTimeout
     await gcp.ssh(target, installScript({ version, service }), { retries: NEW_VM_RETRIES });
   }
 
-  await waitForRelease(gcp, out, { version, healthTimeoutS, log });
+  if (fleet) {
+    await rollout(gcp, deployment, { version, log, nodeTimeoutS, intervalMs: pollMs });
+    await checkPublic(gcp, out, log);
+  } else {
+    await waitForRelease(gcp, out, { version, healthTimeoutS, log });
+  }
   log(`deployed ${version}`);
   return { version };
 }
@@ -186,6 +197,15 @@ export async function waitForRelease(gcp, out, { version, healthTimeoutS, log })
     onAttempt: (n, v) => !v.ok && n % 5 === 1 && log(`  waiting: ${v.problem}`),
   });
   log(formatHealth(healthy.body));
+  await checkPublic(gcp, out, log);
+}
+
+/** The public port from here: {"status":"ok"} through the firewall and the static address (the balancer, for a fleet). */
+async function checkPublic(gcp, out, log) {
+  if (gcp.dryRun) {
+    log(`[dry-run] GET ${out.health_url}`);
+    return;
+  }
   const pub = evaluatePublicHealth(await fetchJson(out.health_url));
   if (!pub.ok) throw new OpsError(`${out.health_url} from here: ${pub.problem} (the server is healthy on the VM: check the ws-public firewall rule and the static address)`);
   log(`public ${out.health_url}: ok`);
@@ -195,6 +215,8 @@ export async function main(argv, { env = process.env } = {}) {
   const { values } = parseOptions(argv, {
     'skip-infra': { type: 'boolean', default: false },
     'health-timeout': { type: 'string' },
+    'node-timeout': { type: 'string' },
+    'poll-ms': { type: 'string' },
     'auth-secret-file': { type: 'string' },
     'skip-role-check': { type: 'boolean', default: false },
   }, { usage: USAGE });
@@ -203,6 +225,9 @@ export async function main(argv, { env = process.env } = {}) {
     return 0;
   }
   const healthTimeoutS = intFlag(values, 'health-timeout', { min: 1, max: 3600, def: 180 });
+  const nodeTimeoutS = intFlag(values, 'node-timeout', { min: 1, max: 3600, def: 600 });
+  // Not in the usage: how often a fleet rollout polls (tests shorten it).
+  const pollMs = intFlag(values, 'poll-ms', { min: 10, max: 60_000, def: 3000 });
   if (values['auth-secret-file'] !== undefined && !values['auth-secret-file'].trim()) throw new UsageError('--auth-secret-file needs a path');
   if (!values['dry-run']) {
     const missing = missingTools(env);
@@ -213,6 +238,8 @@ export async function main(argv, { env = process.env } = {}) {
   await deploy(gcp, deployment, {
     skipInfra: values['skip-infra'],
     healthTimeoutS,
+    nodeTimeoutS,
+    pollMs,
     authSecretFile: values['auth-secret-file'],
     skipRoleCheck: values['skip-role-check'],
   });

@@ -3,9 +3,11 @@
 import { UsageError, intFlag, isMain, parseOptions, runMain } from './cli.mjs';
 import { createGcp } from './gcp.mjs';
 import { readOutputs } from './outputs.mjs';
+import { fleetTarget, listNodes } from './rollout.mjs';
+import { resolveDeployment } from './settings.mjs';
 
 export const USAGE = `usage: logs [ws|backend|publisher ...] [--lines N] [--since WHEN] [--follow] [--dry-run]
-  ws         odin-ws on the WS VM
+  ws         odin-ws on the WS VM (a fleet: on every node, in turn)
   publisher  odin-publisher on the backend VM
   backend    every service on the backend VM (publisher, redpanda, console, prometheus, grafana)
   (default: ws and backend)
@@ -50,10 +52,20 @@ export function parseLogsArgs(argv) {
   };
 }
 
-export async function logs(gcp, { targets, lines, since, follow, log = (s) => process.stdout.write(`${s}\n`) }) {
-  const out = await readOutputs(gcp, ['ws_instance', 'backend_instance', 'zone', 'project']);
+export async function logs(gcp, { targets, lines, since, follow, deployment, log = (s) => process.stdout.write(`${s}\n`) }) {
+  const fleet = deployment?.plan?.fleet;
+  const out = await readOutputs(gcp, [...(fleet ? [] : ['ws_instance']), 'backend_instance', 'zone', 'project']);
   for (const t of targets) {
     const { instance, units } = TARGETS[t];
+    if (t === 'ws' && fleet) {
+      const nodes = await listNodes(gcp, fleetTarget(deployment));
+      if (follow && nodes.length > 1) throw new UsageError(`--follow streams one VM: the fleet has ${nodes.length} nodes (${nodes.map((n) => n.name).join(', ')}); use gcloud compute ssh NODE --tunnel-through-iap -- sudo journalctl -fu odin-ws`);
+      for (const n of nodes) {
+        log(`== ws (${n.name}: ${units.join(', ')})`);
+        await gcp.ssh({ instance: n.name, zone: n.zone, project: out.project }, journalCommand(units, { lines, since, follow }), { stream: true });
+      }
+      continue;
+    }
     log(`== ${t} (${out[instance]}: ${units.join(', ')})`);
     await gcp.ssh({ instance: out[instance], zone: out.zone, project: out.project }, journalCommand(units, { lines, since, follow }), { stream: true });
   }
@@ -65,7 +77,7 @@ export async function main(argv, { env = process.env } = {}) {
     console.log(USAGE);
     return 0;
   }
-  await logs(createGcp({ dryRun: opts.dryRun, env }), opts);
+  await logs(createGcp({ dryRun: opts.dryRun, env }), { ...opts, deployment: await resolveDeployment(env) });
   return 0;
 }
 

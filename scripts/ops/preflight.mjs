@@ -15,13 +15,20 @@ export const APIS_NEEDED_BY_PREFLIGHT = Object.freeze(['compute.googleapis.com']
 
 const QUOTA_METRICS = ['CPUS', 'E2_CPUS'];
 
-/** vCPUs the configured VMs take from the regional quota. */
+/**
+ * vCPUs the configured VMs take from the regional quota: every WS node (the autoscaler's maximum
+ * when it scales) and every load-test VM.
+ */
 export function plannedVcpus(config, machineTypes) {
-  const roles = ['ws', 'backend', ...(config.loadtest.enabled ? ['loadtest'] : [])];
-  return roles.reduce((sum, role) => {
+  const copies = {
+    ws: config.ws.autoscale?.max ?? config.ws.count ?? 1,
+    backend: 1,
+    loadtest: config.loadtest.enabled ? (config.loadtest.count ?? 1) : 0,
+  };
+  return Object.entries(copies).reduce((sum, [role, n]) => {
     const shape = machineTypes[config[role].machineType];
     const fromName = Number(/-(\d+)$/.exec(config[role].machineType)?.[1] ?? 2);
-    return sum + (shape?.vcpus ?? fromName);
+    return sum + n * (shape?.vcpus ?? fromName);
   }, 0);
 }
 

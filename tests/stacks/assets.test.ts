@@ -54,7 +54,7 @@ describe('asset files', () => {
   });
 
   it.each(files.filter((f) => /\.ya?ml$/.test(f)))('%s parses as YAML to a mapping', (file) => {
-    const doc = parseYaml(fillTemplate(file, readFileSync(path.join(ASSET_DIR, file), 'utf8'), { BACKEND_INTERNAL_IP: '10.0.0.10', WS_INTERNAL_IP: '10.0.0.20', REDPANDA_MEMORY: '1G', ODIN_ENV: 'x' }));
+    const doc = parseYaml(fillTemplate(file, readFileSync(path.join(ASSET_DIR, file), 'utf8'), { BACKEND_INTERNAL_IP: '10.0.0.10', WS_INTERNAL_IP: '10.0.0.20', REDPANDA_MEMORY: '1G', ODIN_ENV: 'x', WS_GCE_SD_CONFIGS: '      - project: p\n        zone: z' }));
     expect(doc).toBeTypeOf('object');
     expect(Array.isArray(doc)).toBe(false);
   });

@@ -92,6 +92,36 @@ describe('estimateMonthlyCost', () => {
   });
 });
 
+describe('a fleet: N WS VMs, the balancer, M load-test VMs', () => {
+  const h = prices.hoursPerMonth;
+  const single = estimateMonthlyCost(makeConfig({ loadtest: { enabled: true } }), prices);
+  const fleet = estimateMonthlyCost(makeConfig({ ws: { count: 3 }, loadtest: { enabled: true, count: 2 } }), prices);
+  const row = (e: typeof fleet, role: string) => e.vms.find((v: { role: string }) => v.role === role)!;
+
+  it('prices every WS node and every load-test VM; the nodes have no address of their own but NAT', () => {
+    expect(row(fleet, 'ws').count).toBe(3);
+    expect(row(fleet, 'ws').items.compute).toBeCloseTo(3 * row(single, 'ws').items.compute, 1);
+    expect(row(fleet, 'ws').items.staticIp).toBe(0);
+    expect(row(fleet, 'ws').items.nat).toBeCloseTo(3 * prices.cloudNatVmHour * h, 2);
+    expect(row(fleet, 'loadtest').items.compute).toBeCloseTo(2 * row(single, 'loadtest').items.compute, 1);
+  });
+
+  it('adds the balancer: its forwarding rule and address, and the data it processes; the single VM has none', () => {
+    expect(single.balancer).toBeUndefined();
+    const b = fleet.balancer!;
+    expect(b.forwardingRules).toBe(1);
+    expect(b.items.forwardingRules).toBeCloseTo(prices.forwardingRuleHour * h, 2);
+    expect(b.items.staticIp).toBeCloseTo(prices.staticIpHour * h, 2);
+    expect(b.items.dataProcessed).toBeCloseTo(fleet.egress.gbPerHour * h * prices.lbDataProcessedGb, 1);
+    const sum = fleet.vms.reduce((s: number, v: { monthly: number }) => s + v.monthly, 0);
+    expect(fleet.monthly).toBeCloseTo(sum + fleet.egress.monthly + b.monthly, 1);
+    expect(formatEstimate(fleet)).toMatch(/^  ws x3\s+e2-highcpu-8/m);
+    expect(formatEstimate(fleet)).toMatch(/^  balancer\s+1 forwarding rule/m);
+    // wss:// adds the Application Load Balancer's forwarding rule.
+    expect(estimateMonthlyCost(makeConfig({ ws: { count: 2, domain: 'feed.example.com' } }), prices).balancer!.forwardingRules).toBe(2);
+  });
+});
+
 describe('npm run cost', () => {
   it('prints the estimate for the dev config, and JSON with --json', async () => {
     const env = { ...process.env, ODIN_ENV: '', GCP_PROJECT: '', WS_SHARDS: '' };

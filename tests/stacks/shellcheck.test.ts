@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ASSET_DIR } from '../../stacks/assets.js';
-import { startupScript, synthAll } from './helpers.js';
+import { fromTerraformLiteral } from '../../stacks/render.js';
+import { only, startupScript, synthAll } from './helpers.js';
 
 const found = spawnSync('shellcheck', ['--version'], { encoding: 'utf8' });
 const installed = found.status === 0;
@@ -37,6 +38,15 @@ describe('shellcheck', () => {
   it.skipIf(skip).each(['ws', 'backend', 'loadtest'] as const)('the rendered %s startup script is clean', (role) => {
     const file = path.join(work, `${role}.sh`);
     writeFileSync(file, startupScript(stacks[role]));
+    const r = shellcheck(file);
+    expect(r.stdout + r.stderr).toBe('');
+    expect(r.status).toBe(0);
+  });
+
+  const fleet = synthAll({ ws: { count: 3 } }).stacks;
+  it.skipIf(skip)('the rendered fleet node startup script (instance template) is clean', () => {
+    const file = path.join(work, 'ws-fleet.sh');
+    writeFileSync(file, fromTerraformLiteral(only(fleet.ws, 'google_compute_instance_template').metadata['startup-script']));
     const r = shellcheck(file);
     expect(r.stdout + r.stderr).toBe('');
     expect(r.status).toBe(0);
