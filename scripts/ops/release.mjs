@@ -25,7 +25,9 @@ export function gitState(root) {
   }
 }
 
-/** Copies dist/<bundle>.mjs (+ .map) into dist/releases/<version>/ and writes release.json. */
+export const PAGE_ASSETS = ['index.html', 'odin-client.js'];
+
+/** Copies dist/<bundle>.mjs (+ .map) and the page assets into dist/releases/<version>/ and writes release.json. */
 export function assembleRelease({ root, version, now = new Date(), bundles = BUNDLES }) {
   const dist = path.join(root, 'dist');
   const dir = path.join(dist, 'releases', version);
@@ -42,6 +44,13 @@ export function assembleRelease({ root, version, now = new Date(), bundles = BUN
       fs.copyFileSync(src, path.join(dir, name));
       files[name] = createHash('sha256').update(fs.readFileSync(src)).digest('hex');
     }
+  }
+  // The live page and the official client's bundle, which the shards serve at / and /odin-client.js.
+  for (const name of PAGE_ASSETS) {
+    const src = path.join(dist, name);
+    if (!fs.existsSync(src)) continue;
+    fs.copyFileSync(src, path.join(dir, name));
+    files[name] = createHash('sha256').update(fs.readFileSync(src)).digest('hex');
   }
   const manifest = { version, built_at: now.toISOString(), files };
   fs.writeFileSync(path.join(dir, 'release.json'), `${JSON.stringify(manifest, null, 2)}\n`);
