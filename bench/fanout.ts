@@ -2,7 +2,9 @@
 // on one machine, with the real load generator. Prints one JSON object per scenario on stdout;
 // progress goes to stderr. Scenarios (issue 5):
 //   S1  every client on one broadcast channel, 10 msg/s, ~200-byte messages
-//   S2  every client on 10 channels at 10 msg/s each
+//   S2  every client on 10 channels at 10 msg/s each. A BEST CASE for coalescing: the embedded
+//       feed ticks every channel at the same instant, so each bus batch holds one message per
+//       channel; real arrivals are spread in time (see bench/kafka.ts for a Kafka-fed, paced run).
 //   S0  idle connections (default 100,000): RSS per connection and new connections/s
 // Server CPU is read from /proc for the whole process tree (front + shards), not from /health.
 import { execFileSync } from 'node:child_process';
@@ -241,7 +243,8 @@ async function fanoutScenario(name: 'S1' | 'S2', o: Opts) {
   return {
     bench: 'fanout',
     scenario: name,
-    description: name === 'S1' ? 'every client on one broadcast channel' : 'every client on 10 channels',
+    description: name === 'S1' ? 'every client on one broadcast channel' : 'every client on 10 channels (best case: synchronised ticks, every batch holds one message per channel)',
+    arrivals: name === 'S1' ? 'one channel' : 'synchronised ticks (best case)',
     machine: machine(),
     write_floor: await measureWriteFloor().catch((err: Error) => ({ error: err.message })),
     feed: { channels, rate_per_channel: o.rate, payload_bytes: o.payloadBytes, messages_per_s: o.rate * channels.length },

@@ -60,6 +60,9 @@ export interface HealthBody {
     memory_limit_mb: number;
     uptime_s: number;
     source: 'embedded' | 'kafka';
+    /** WS_SATURATION_LAG_MS, and how many shards refuse upgrades for it now. */
+    saturation_lag_ms: number;
+    saturated_shards: number;
   };
   shards: Array<{
     id: number;
@@ -75,6 +78,7 @@ export interface HealthBody {
     crash_looping: boolean;
     heartbeat_rtt_ms: number;
     loop_lag_ms: number;
+    saturated: boolean;
     bus_batches: number;
     bus_messages: number;
     deliveries: number;

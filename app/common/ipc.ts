@@ -70,8 +70,10 @@ export interface ShardStats {
   refused: Record<string, number>;
   /** Connections this shard passed to another one for balance. */
   relayed: number;
-  /** p99 event-loop delay over the last stats interval (ms). */
+  /** p99 event-loop delay over the last stats interval (ms, beyond the 10 ms sampling period). */
   loopLagMs: number;
+  /** Refusing new upgrades because loopLagMs passed WS_SATURATION_LAG_MS. */
+  saturated: boolean;
   /** Connections the shard ended, by reason (slow, budget, rate_limit, internal_error, ping_timeout, idle). */
   closes: Record<string, number>;
   /** Bytes queued for all of this shard's clients, against WS_SHARD_BUFFER_BYTES. */

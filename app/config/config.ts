@@ -69,6 +69,7 @@ export const SETTINGS = {
   busChannelIdleMs: { env: 'WS_BUS_CHANNEL_IDLE_MS', flag: 'bus-channel-idle-ms', schema: int(100, 86_400_000), def: '300000', doc: 'broadcast bus: a channel with no message for this long and no concrete subscriber is forgotten (new epoch)' },
   busMaxChannels: { env: 'WS_BUS_MAX_CHANNELS', flag: 'bus-max-channels', schema: int(100, 100_000_000), def: '200000', doc: 'broadcast bus: channels kept before the least recently used unsubscribed one is forgotten early' },
   headersTimeoutMs: { env: 'WS_HEADERS_TIMEOUT_MS', flag: 'headers-timeout-ms', schema: int(500, 120_000), def: '10000', doc: 'a client must send its whole request head within this (slowloris bound; 408 after)' },
+  saturationLagMs: { env: 'WS_SATURATION_LAG_MS', flag: 'saturation-lag-ms', schema: num(0, 60_000), def: '100', doc: 'a shard whose event-loop delay (p99 over the last second) passes this refuses new upgrades with 503 saturated until it is back under half of it (0 = off)' },
   shardLivenessMs: { env: 'WS_SHARD_LIVENESS_MS', flag: 'shard-liveness-ms', schema: int(500, 600_000), def: '3000', doc: 'a shard that answers no heartbeat (or whose bus output stays over its cap) this long is declared hung, SIGKILLed and restarted' },
   drainTimeoutMs: { env: 'WS_DRAIN_TIMEOUT_MS', flag: 'drain-timeout-ms', schema: int(100, 600_000), def: '10000', doc: 'shutdown deadline' },
   drainNoticeMs: { env: 'WS_DRAIN_NOTICE_MS', flag: 'drain-notice-ms', schema: int(0, 600_000), def: '0', doc: 'on shutdown, /health and new upgrades answer 503 this long while clients are still served (a balancer stops routing) before the drain starts; added to WS_DRAIN_TIMEOUT_MS' },
@@ -133,6 +134,7 @@ export interface ServerConfig {
   /** Draining is announced this long before clients are closed; the drain deadline starts after it. */
   readonly drainNoticeMs: number;
   readonly shardLivenessMs: number;
+  readonly saturationLagMs: number;
   readonly recoveryWindowMs: number;
   readonly recoveryMaxMessages: number;
   readonly recoveryMaxBytes: number;

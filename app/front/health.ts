@@ -26,7 +26,7 @@ export function publicHealth(draining: boolean): { status: 'ok' | 'draining' } {
 }
 
 export function buildHealth(h: HealthInputs): HealthBody {
-  const rejected: Record<string, number> = { max_connections: 0, cpu: 0, memory: 0, draining: 0 };
+  const rejected: Record<string, number> = { max_connections: 0, cpu: 0, memory: 0, draining: 0, saturated: 0 };
   let relayed = 0;
   for (const s of h.pool.shards) {
     for (const [reason, n] of Object.entries(s.stats?.refused ?? {})) rejected[reason] = (rejected[reason] ?? 0) + n;
@@ -49,6 +49,9 @@ export function buildHealth(h: HealthInputs): HealthBody {
       memory_limit_mb: h.config.memoryLimitMb,
       uptime_s: Math.round((Date.now() - h.startedAt) / 1000),
       source: h.source.kind,
+      // The guard's inputs and verdicts: total CPU and memory (above), and each shard's loop.
+      saturation_lag_ms: h.config.saturationLagMs,
+      saturated_shards: h.pool.shards.filter((s) => s.ready && s.stats?.saturated).length,
     },
     shards: h.pool.shards.map((s) => ({
       id: s.id,
@@ -62,6 +65,7 @@ export function buildHealth(h: HealthInputs): HealthBody {
       crash_looping: s.crashLooping,
       heartbeat_rtt_ms: s.beatRttMs,
       loop_lag_ms: round(s.stats?.loopLagMs ?? 0),
+      saturated: s.stats?.saturated ?? false,
       bus_batches: s.stats?.busBatches ?? 0,
       bus_messages: s.stats?.busMessages ?? 0,
       deliveries: s.stats?.deliveries ?? 0,

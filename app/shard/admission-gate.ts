@@ -15,6 +15,8 @@ export class AdmissionGate {
   private multi = false;
   private refuse: string | null = null;
   draining = false;
+  /** This shard's event loop is behind (see Shard.sample): refuse new upgrades rather than queue them. */
+  saturated = false;
   /** Admitted connections still open (handshaking or established). */
   held = 0;
   /** Credits set aside for accepted connections still sending their request (see reserve()). */
@@ -97,6 +99,7 @@ export class AdmissionGate {
   refusal(reserved = false): string | null {
     if (this.draining) return 'draining';
     if (this.refuse) return this.refuse;
+    if (this.saturated) return 'saturated';
     // A reservation is only as good as the grant behind it: the front may have lowered the grant
     // since (moving credits to another shard), so even a reserved upgrade needs an unspent credit.
     if (reserved ? this.issued - this.consumed <= 0 : this.credits <= 0) return 'max_connections';

@@ -23,6 +23,7 @@ import { RecoveryLink } from './recovery-link.js';
 import { PublicListener } from './listener.js';
 
 const STATS_MS = 1000;
+const LOOP_RESOLUTION_MS = 10;
 const ASK_TIMEOUT_MS = 2000;
 /** Descriptors kept free for the shard's own pipes, files and the bus. */
 const FD_HEADROOM = 64;
@@ -76,11 +77,13 @@ class Shard {
   private cpu = 0;
   private loopLagMs = 0;
   /** Event-loop delay, for /health, /metrics and the guard (a saturated loop answers late). */
-  private readonly loopDelay = monitorEventLoopDelay({ resolution: 10 });
+  private readonly loopDelay = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
+  private readonly saturationLagMs: number;
 
   constructor(config: ServerConfig, id: number, auth: Authenticator | null) {
     this.log = createLogger(config.logLevel, { role: 'shard', shard: id });
     this.reconnectWindowMs = config.reconnectWindowMs;
+    this.saturationLagMs = config.saturationLagMs;
     this.registry.setDefaultLabels({ shard: String(id) });
     collectDefaultMetrics({ register: this.registry, prefix: 'odin_ws_' });
     this.metrics = {
@@ -99,7 +102,7 @@ class Shard {
       }),
       acceptErrors: new Counter({ name: 'odin_ws_accept_errors_total', help: 'accept() failures (EMFILE, ENFILE...)', labelNames: ['code'], registers: [this.registry] }),
     };
-    for (const r of ['max_connections', 'cpu', 'memory', 'draining']) this.metrics.rejected.inc({ reason: r }, 0);
+    for (const r of ['max_connections', 'cpu', 'memory', 'draining', 'saturated']) this.metrics.rejected.inc({ reason: r }, 0);
     this.maxSockets = Math.max(1, (readFdLimit().soft ?? Number.MAX_SAFE_INTEGER) - FD_HEADROOM);
     // Interest goes to the front coalesced, one batch in flight (backpressure: the next waits for
     // the ack); the send callback only keeps a failed send from becoming an 'error' event.
@@ -295,8 +298,10 @@ class Shard {
       this.cpu = (cpu.user + cpu.system) / 1000 / Math.max(1, now - this.lastAt);
       this.lastCpu = process.cpuUsage();
       this.lastAt = now;
-      this.loopLagMs = this.loopDelay.percentile(99) / 1e6;
+      // The histogram times a timer of LOOP_RESOLUTION_MS: what is beyond that is the delay.
+      this.loopLagMs = Math.max(0, this.loopDelay.percentile(99) / 1e6 - LOOP_RESOLUTION_MS);
       this.loopDelay.reset();
+      this.checkSaturation();
     }
     const stats: ShardStats = {
       connections: this.clients.size,
@@ -308,12 +313,27 @@ class Shard {
       refused: { ...this.refused },
       relayed: this.relayed,
       loopLagMs: this.loopLagMs,
+      saturated: this.gate.saturated,
       ...this.clientEdge.stats(),
       rssMb: process.memoryUsage.rss() / 1048576,
       cpu: this.cpu,
     };
     this.metrics.subscriptions.set(this.hub.channels);
     send({ t: 'stats', stats });
+  }
+
+  /**
+   * Admission by measured saturation: a loop this far behind would make a new handshake wait (and
+   * the clients it serves lag), whatever the machine's total CPU says. Cleared below half the
+   * threshold, so the verdict does not flap at the edge.
+   */
+  private checkSaturation(): void {
+    const limit = this.saturationLagMs;
+    const was = this.gate.saturated;
+    const now = limit > 0 && (was ? this.loopLagMs >= limit / 2 : this.loopLagMs > limit);
+    if (now === was) return;
+    this.gate.saturated = now;
+    this.log.warn({ loop_lag_ms: Math.round(this.loopLagMs), limit_ms: limit, saturated: now }, now ? 'saturated: refusing new upgrades' : 'no longer saturated');
   }
 
   /** Refuse new upgrades, close every client with 1001, leave the port, exit by the deadline. */

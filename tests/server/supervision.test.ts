@@ -17,6 +17,9 @@ const FEED = {
   FEED_PAYLOAD_BYTES: '2000', // 200 channels x 10/s x 2 KB: ~4 MB/s to every shard with a wildcard subscriber
   WS_BUS_SHARD_BUFFER_BYTES: String(CAP),
   WS_CLIENT_BUFFER_BYTES: String(256 << 20),
+  // The recovery window is the front's other bounded store (WS_RECOVERY_MAX_BYTES; its own tests):
+  // off here, so what is measured is what one stopped shard costs the front.
+  WS_RECOVERY_WINDOW_MS: '0',
 };
 const rss = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

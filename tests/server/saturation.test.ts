@@ -1,0 +1,71 @@
+// Admission by measured saturation: every shard's event loop is held up (SIGSTOP, as a runaway
+// task or a long GC pause would), so each one's next second-long sample sees the delay. New
+// upgrades are then refused at once with 503 + Retry-After and counted as `saturated`; the client
+// already connected keeps receiving in order; once the loops are back, upgrades are admitted again.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { TestClient, assertNoGaps } from '../support/client.js';
+import { getHealth, startServer, until, type RunningServer } from '../support/server.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** One upgrade attempt: 'open', or the HTTP status and Retry-After of its refusal. */
+function attempt(url: string): Promise<{ status: number; retryAfter?: string; body?: string }> {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(url);
+    ws.once('open', () => {
+      ws.close();
+      resolve({ status: 101 });
+    });
+    ws.once('unexpected-response', (_req, res) => {
+      let body = '';
+      res.on('data', (d) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, retryAfter: res.headers['retry-after'] as string | undefined, body }));
+    });
+    ws.once('error', () => resolve({ status: 0 }));
+  });
+}
+
+describe('saturation admission', () => {
+  let srv: RunningServer;
+  let witness: TestClient;
+  beforeAll(async () => {
+    srv = await startServer({ env: { WS_SHARDS: '2', FEED_RATE: '20', WS_SATURATION_LAG_MS: '100', WS_SHARD_LIVENESS_MS: '10000' } });
+    witness = await TestClient.connect(srv.wsUrl);
+    await witness.subscribe(['trades:ODIN1']);
+    await until(() => witness.messages.length >= 3, 'the witness receives');
+  });
+  afterAll(async () => {
+    witness?.close();
+    await srv?.stop();
+  });
+
+  it('refuses upgrades with 503 saturated while the loops are behind, keeps the admitted client, then admits again', async () => {
+    const { body: h0 } = await getHealth(srv.healthUrl);
+    expect(h0.system.saturated_shards).toBe(0);
+    const pids: number[] = h0.shards.map((s: { pid: number }) => s.pid);
+    for (const p of pids) process.kill(p, 'SIGSTOP');
+    await sleep(600);
+    for (const p of pids) process.kill(p, 'SIGCONT');
+    // Each shard's next sample (within its 1 s interval) sees the stall: try until one refusal.
+    let refused: Awaited<ReturnType<typeof attempt>> | null = null;
+    const end = Date.now() + 5000;
+    while (!refused && Date.now() < end) {
+      const r = await attempt(srv.wsUrl);
+      if (r.status === 503) refused = r;
+      else await sleep(20);
+    }
+    expect(refused).not.toBeNull();
+    expect(refused!.retryAfter).toMatch(/^\d+$/);
+    expect(JSON.parse(refused!.body!)).toMatchObject({ reason: 'saturated' });
+    // The loops are idle again: the next samples clear the verdict and upgrades go through.
+    await until(async () => (await attempt(srv.wsUrl)).status === 101, 'admitted again', 10_000, 200);
+    const { body: h1 } = await getHealth(srv.healthUrl);
+    expect(h1.system.rejected_by_reason.saturated).toBeGreaterThanOrEqual(1);
+    expect(h1.system.saturation_lag_ms).toBe(100);
+    const before = witness.messages.length;
+    await until(() => witness.messages.length > before + 3, 'the witness still receives');
+    expect(assertNoGaps(witness.messages)).toEqual({ gaps: 0, dups: 0 });
+    expect(witness.closeCode).toBeNull();
+  });
+});
