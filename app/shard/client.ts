@@ -250,7 +250,10 @@ export class Client implements Subscriber, Expiring {
     if (req.op === 'ping') return this.reply({ op: 'pong', id: req.id });
     if (req.op === 'refresh') return this.refresh(req.token, req.id);
     // A request costs one token per channel it names: interest churn is what costs the front.
-    if (req.channels.length > 1 && !this.admit(req.channels.length - 1)) return;
+    // A `since` entry costs like a channel: each is a lookup in the front and up to a replay, and
+    // one `<stream>:*` may cover as many entries as WS_MAX_CHANNELS.
+    const cost = Math.max(req.channels.length, req.op === 'subscribe' ? (req.since?.size ?? 0) : 0);
+    if (cost > 1 && !this.admit(cost - 1)) return;
     if (req.op === 'subscribe') return this.subscribe([...new Set(req.channels)], req.id, req.since, req.last);
     return this.unsubscribe([...new Set(req.channels)], req.id);
   }

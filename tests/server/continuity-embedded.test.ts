@@ -86,4 +86,16 @@ describe('continuity on the embedded feed', () => {
     const covered = await c.request({ op: 'subscribe', channels: ['trades:*'], since: { 'trades:A': 'p0:1' } });
     expect(covered).toMatchObject({ op: 'subscribed', recovery: { 'trades:A': { unrecoverable: 'unknown_origin' } } });
   });
+
+  it('charges each since entry to the rate limit like a channel, however few channels cover them', async () => {
+    // Bucket of max(2 x 2, WS_MAX_CHANNELS 3) = 4 operations; each request below names one wildcard.
+    const srv = await server({ WS_CLIENT_OPS_PER_SEC: '2', WS_MAX_CHANNELS: '3', FEED_TOKENS: 'A,B,C' });
+    const c = await client(srv);
+    const since = { 'trades:A': 'p0:1', 'trades:B': 'p0:1', 'trades:C': 'p0:1' };
+    expect(await c.request({ op: 'subscribe', channels: ['trades:*'], since })).toMatchObject({ op: 'subscribed' });
+    // 3 of 4 spent: the same request again (3 entries) does not fit, a plain one (1) would.
+    c.ws.send(JSON.stringify({ op: 'subscribe', channels: ['trades:*'], since, id: 'again' }));
+    const refused = await c.waitReply((r) => r.op === 'error' || r.id === 'again');
+    expect(refused).toMatchObject({ op: 'error', code: ErrorCode.RATE_LIMITED });
+  });
 });
