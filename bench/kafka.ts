@@ -3,8 +3,12 @@
 //   K1  records/s from the broker into the bus in one front process (preloaded topic pair, fresh
 //       group from the beginning), against a plain kafkajs eachMessage consumer in this process
 //   K2  publish-to-client latency with 1,000 clients while publishing at half of K1's rate
+//   K3  overload: every client on 10 channels x 10 msg/s from a paced producer (records spread
+//       in time), the knee searched (largest step within p99 100 ms), then a step at 1.5x the
+//       knee: handshake p99 (refusals included), refusals, the admitted clients' p99, loss
 // Every process it starts (broker JVM, server, shards, generator) is stopped at the end, also on
 // error, SIGINT or SIGTERM; the broker's data lives in a temp dir that is removed.
+import type { StepResult } from '../app/loadtest/step.js';
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
@@ -35,7 +39,8 @@ const QUIET_BUSY = 0.3;
 const QUIET_WAIT_S = 90;
 
 interface Opts {
-  scenarios: Array<'K1' | 'K2'>;
+  scenarios: Array<'K1' | 'K2' | 'K3'>;
+  k3Search: [number, number, number];
   records: number;
   partitions: number;
   tokens: number;
@@ -53,7 +58,8 @@ interface Opts {
 }
 
 const USAGE = `usage: npm run bench -- kafka [options]
-  --scenarios LIST     K1,K2 (default both, in that order)
+  --scenarios LIST     K1,K2,K3 (default K1,K2, in that order)
+  --k3-search A:B:C    K3 knee search start:step:max clients (default 500:500:4000)
   --records N          K1: records preloaded and consumed (default 200000)
   --partitions N       partitions per topic (default 3)
   --tokens N           record keys (default 100)
@@ -76,17 +82,20 @@ measures the fan-out (bench fanout), not the Kafka path. Pass --k2-channels trad
 
 function parseOpts(argv: string[]): Opts {
   const ints = ['k2-lower-steps', 'records', 'partitions', 'tokens', 'value-bytes', 'shards', 'clients', 'hold', 'k2-rate', 'workers', 'broker-heap-mb'] as const;
-  const { v, problems, int, die } = benchCli('kafka', USAGE, argv, { scenarios: { type: 'string' }, 'k2-channels': { type: 'string' }, out: { type: 'string' }, 'no-profile': { type: 'boolean' }, ...Object.fromEntries(ints.map((f) => [f, { type: 'string' as const }])) });
+  const { v, problems, int, die } = benchCli('kafka', USAGE, argv, { scenarios: { type: 'string' }, 'k3-search': { type: 'string' }, 'k2-channels': { type: 'string' }, out: { type: 'string' }, 'no-profile': { type: 'boolean' }, ...Object.fromEntries(ints.map((f) => [f, { type: 'string' as const }])) });
   const scenarios = String(v.scenarios ?? 'K1,K2').split(',').map((s) => s.trim().toUpperCase());
-  if (!scenarios.length || scenarios.some((s) => s !== 'K1' && s !== 'K2') || new Set(scenarios).size !== scenarios.length) {
-    problems.push(`--scenarios=${JSON.stringify(v.scenarios)}: a comma list of K1, K2`);
+  if (!scenarios.length || scenarios.some((s) => !['K1', 'K2', 'K3'].includes(s)) || new Set(scenarios).size !== scenarios.length) {
+    problems.push(`--scenarios=${JSON.stringify(v.scenarios)}: a comma list of K1, K2, K3`);
   }
+  const k3 = String(v['k3-search'] ?? '500:500:4000').split(':').map(Number);
+  if (k3.length !== 3 || !k3.every((n) => Number.isInteger(n) && n > 0) || k3[0] > k3[2]) problems.push(`--k3-search=${JSON.stringify(v['k3-search'])}: start:step:max, positive integers, start <= max`);
   const k2Channels = String(v['k2-channels'] ?? 'random:1');
   const spec = parseChannelSpec(k2Channels);
   if (!spec.ok) problems.push(`--k2-channels=${JSON.stringify(k2Channels)}: ${spec.problem}`);
   else if (spec.spec.kind === 'none') problems.push('--k2-channels=none: K2 needs subscribed clients');
   const o: Opts = {
     scenarios: scenarios as Opts['scenarios'],
+    k3Search: k3 as [number, number, number],
     records: int('records', 200_000, 1_000, 50_000_000),
     partitions: int('partitions', 3, 1, 256),
     tokens: int('tokens', 100, 1, 100_000),
@@ -390,6 +399,77 @@ async function scenarioK2(ctx: Ctx, scenario: string, rate: number, basis: strin
   };
 }
 
+const K3_SLO_MS = 100;
+const K3_TOKENS = 5; // x 2 streams = 10 channels
+const K3_RATE = 100; // records/s over the 10 channels: 10 msg/s each
+
+/**
+ * K3: the knee with Kafka arrivals spread in time (the paced producer sends what is due every
+ * 10 ms), then a step at 1.5x the knee, where the server must refuse fast and keep its promise to
+ * the clients it admitted (issue 15). One server, one producer, the real load generator.
+ */
+async function scenarioK3(ctx: Ctx) {
+  const { o, broker } = ctx;
+  const topics = topicPair(`bench-k3-${randomUUID().slice(0, 6)}`);
+  await createTopics({ brokers: broker.brokers, topics: Object.values(topics), partitions: o.partitions });
+  const busyBefore = await waitQuiet('K3');
+  const tokens = Array.from({ length: K3_TOKENS }, (_, i) => `BK${i + 1}`);
+  const channels = ['trades', 'prices'].flatMap((st) => tokens.map((t) => `${st}:${t}`)).join(',');
+  const srv = await startServer(ctx, Object.values(topics), `bench-k3-${randomUUID().slice(0, 8)}`);
+  await waitHealth(srv.healthUrl, (h) => !!h.kafka?.connected, 'the server consumer to join its group', 60_000);
+  const sampler = new RoleSampler({ broker: () => broker.pid, server: () => srv.pid }).start();
+  const producer = new PacedProducer(broker.brokers, new RecordSource(topics, tokens, o.valueBytes), K3_RATE);
+  onCleanup('paced producer', () => producer.stop());
+  await producer.start();
+  await sleep(2000);
+  const [start, step, maxClients] = o.k3Search;
+  const common = ['--url', srv.wsUrl, '--hold', String(o.hold), '--ramp', '1000', '--workers', String(o.workers), '--channels', channels, '--slo-p99-ms', String(K3_SLO_MS), '--no-progress'];
+  let search;
+  let over;
+  try {
+    log(`K3: knee search ${start}:${step}:${maxClients}, ${channels}`);
+    search = await runLoadtest([...common, '--search', '--search-start', String(start), '--search-step', String(step), '--search-max', String(maxClients), '--out', path.join(o.out, 'K3-search')], 600_000);
+    const steps: StepResult[] = search.result.steps ?? [];
+    const good = steps.filter((s) => s.slo.met);
+    const knee = good.length ? good[good.length - 1] : null;
+    const target = Math.round(1.5 * (knee?.target ?? start));
+    log(`K3: knee ${knee?.target ?? 'none'}; step at ${target}`);
+    over = await runLoadtest([...common, '--target', String(target), '--out', path.join(o.out, 'K3-over')], 300_000);
+    const at = over.result.steps?.[0];
+    const kneeCpu = knee ? sampler.between(knee.hold.start_ms, knee.hold.end_ms, ctx.machine.cores) : null;
+    const overCpu = at ? sampler.between(at.hold.start_ms, at.hold.end_ms, ctx.machine.cores) : null;
+    const serverCpuS = (cpu: typeof kneeCpu) => (cpu ? cpu.cpu_s.front + cpu.cpu_s.shards : 0);
+    const perCpuS = (st: StepResult | null | undefined, cpu: typeof kneeCpu) => (st && serverCpuS(cpu) > 0 ? Math.round(st.hold.deliveries / serverCpuS(cpu)) : null);
+    const hs = at?.handshake_ms ?? null;
+    const admittedP99 = at?.latency_ms.p99 ?? null;
+    const loss = at ? at.seq.missing + at.seq.duplicates + at.seq.reordered : null;
+    return {
+      bench: 'kafka',
+      scenario: 'K3',
+      description: 'overload with Kafka arrivals spread in time: the knee (p99 <= 100 ms), then 1.5x the knee',
+      machine: ctx.machine,
+      machine_busy_before: busyBefore,
+      params: { rate: K3_RATE, channels: 10, per_channel_msg_s: 10, value_bytes: o.valueBytes, shards: o.shards, search: o.k3Search, hold_s: o.hold, workers: o.workers, generator: 'same machine' },
+      knee: knee
+        ? { clients: knee.target, latency_ms: knee.latency_ms, handshake_ms: knee.handshake_ms, deliveries_per_s: knee.hold.deliveries_per_s, deliveries_per_server_cpu_s: perCpuS(knee, kneeCpu), cpu: kneeCpu }
+        : null,
+      search_steps: steps.map((s) => ({ target: s.target, passed: s.slo.met, p99: s.latency_ms.p99, refused: s.refused, violations: s.slo.violations })),
+      at_1_5x: at
+        ? { clients: target, open_at_end: at.open_at_end, handshake_ms: hs, refused: at.refused, rejected_by_reason: at.server?.rejected_by_reason ?? null, admitted_latency_ms: at.latency_ms, seq: at.seq, connect_errors: at.connect_errors, deliveries_per_server_cpu_s: perCpuS(at, overCpu), cpu: overCpu, limited_by: at.limited_by, limited_by_detail: at.limited_by_detail }
+        : null,
+      targets: {
+        handshake_p99_ms: { required_max: 1000, measured: hs?.p99 ?? null, met: hs?.p99 != null && hs.p99 <= 1000 },
+        admitted_p99_ms: { required_max: 150, measured: admittedP99, met: admittedP99 !== null && admittedP99 <= 150 },
+        admitted_loss: { required: 0, measured: loss, met: loss === 0 },
+      },
+    };
+  } finally {
+    await producer.stop();
+    sampler.stop();
+    await srv.stop();
+  }
+}
+
 async function main(): Promise<void> {
   const o = parseOpts(process.argv.slice(2));
   installSignalCleanup(log);
@@ -415,7 +495,9 @@ async function main(): Promise<void> {
   let k1Rate: number | null = null;
   for (const name of o.scenarios) {
     log(`scenario ${name}`);
-    if (name === 'K1') {
+    if (name === 'K3') {
+      emit(await scenarioK3(ctx));
+    } else if (name === 'K1') {
       const r = await scenarioK1(ctx);
       k1Rate = r.measured.records_per_s;
       emit(r);

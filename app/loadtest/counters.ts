@@ -30,10 +30,11 @@ export class Counters {
   /** CPU microseconds per worker index. */
   readonly cpuUs: number[] = [];
   readonly latency: Histogram = newHistogram();
+  readonly handshake: Histogram = newHistogram();
   readonly startedAt = Date.now();
   endedAt: number | null = null;
 
-  add(worker: number, d: WorkerDelta, decoded: Histogram | null): void {
+  add(worker: number, d: WorkerDelta, decoded: Histogram | null, handshakes: Histogram | null = null): void {
     this.attempted += d.attempted;
     this.opened += d.opened;
     this.refused += d.refused;
@@ -55,6 +56,7 @@ export class Counters {
     this.loopDelayN++;
     this.cpuUs[worker] = (this.cpuUs[worker] ?? 0) + d.cpuUserUs + d.cpuSystemUs;
     if (decoded) this.latency.add(decoded);
+    if (handshakes) this.handshake.add(handshakes);
   }
 
   get loopDelayMeanMs(): number {
@@ -98,7 +100,9 @@ export class CounterHub {
 
   add(worker: number, d: WorkerDelta): void {
     const h = d.latency ? decodeHistogram(d.latency) : null;
-    for (const c of this.open) c.add(worker, d, h);
+    const hs = d.handshake ? decodeHistogram(d.handshake) : null;
+    for (const c of this.open) c.add(worker, d, h, hs);
     h?.destroy();
+    hs?.destroy();
   }
 }

@@ -47,6 +47,8 @@ export interface WorkerDelta {
   cpuSystemUs: number;
   /** hdr-histogram (compressed base64) of latencies in ms recorded since the previous report. */
   latency: string | null;
+  /** The same for handshakes settled since then (opened, refused or failed), ms from the connect. */
+  handshake: string | null;
   retryAfter: string | null;
   /** Event-loop delay p99 (ms) over the interval: how late this worker ran behind bursts. */
   loopDelayP99Ms: number;

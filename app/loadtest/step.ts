@@ -2,7 +2,15 @@
 // worker counters and the /health samples of its window, the SLO check, and the verdict.
 import type { Counters } from './counters.js';
 import type { HealthSample } from './health-sampler.js';
-import { summarize, type LatencySummary } from './histogram.js';
+import { newHistogram, summarize, type Histogram, type LatencySummary } from './histogram.js';
+
+function handshakeSummary(...parts: Histogram[]): LatencySummary {
+  const all = newHistogram();
+  for (const p of parts) all.add(p);
+  const s = summarize(all);
+  all.destroy();
+  return s;
+}
 import { decideLimit, type LimitedBy } from './verdict.js';
 
 export interface StepResult {
@@ -12,6 +20,8 @@ export interface StepResult {
   ramp: { seconds: number; opened: number; connections_per_s: number; timed_out: boolean };
   hold: { start_ms: number; end_ms: number; seconds: number; deliveries: number; deliveries_per_s: number; frames: number };
   latency_ms: LatencySummary;
+  /** Connect start -> open, refusal or failure, for every handshake of the step (ramp and hold). */
+  handshake_ms: LatencySummary;
   seq: { gaps: number; missing: number; duplicates: number; reordered: number; epoch_changes: number };
   refused: number;
   retry_after: string | null;
@@ -164,6 +174,7 @@ export function evaluateStep(x: StepInput): StepResult {
     ramp: { seconds: r2(rampS)!, opened: ramp.opened, connections_per_s: Math.round(ramp.opened / rampS), timed_out: x.rampTimedOut },
     hold: { start_ms: holdStart, end_ms: holdEnd, seconds: r2(holdS)!, deliveries: hold.messages, deliveries_per_s: Math.round(hold.messages / holdS), frames: hold.frames },
     latency_ms: latency,
+    handshake_ms: handshakeSummary(ramp.handshake, hold.handshake),
     seq,
     refused,
     retry_after: hold.retryAfter ?? ramp.retryAfter,

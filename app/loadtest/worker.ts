@@ -18,6 +18,8 @@ interface Client {
   readonly channels: readonly string[];
   last: Map<string, SeqPosition> | null;
   settled: boolean; // handshake finished one way or the other
+  /** performance.now() when the connect started (handshake time ends at settle). */
+  readonly startedAt: number;
   open: boolean;
   subscribed: boolean;
 }
@@ -53,8 +55,9 @@ class Worker {
   private readonly pendingLite = new Set<LiteConnection>();
   private readonly url: URL;
   private readonly hist = newHistogram();
+  private readonly handshakes = newHistogram();
   private seq: SeqCounters = emptySeqCounters();
-  private d: Omit<WorkerDelta, 'latency' | 'cpuUserUs' | 'cpuSystemUs' | 'loopDelayP99Ms' | keyof SeqCounters> = Worker.zero();
+  private d: Omit<WorkerDelta, 'latency' | 'handshake' | 'cpuUserUs' | 'cpuSystemUs' | 'loopDelayP99Ms' | keyof SeqCounters> = Worker.zero();
   private cpu = process.cpuUsage();
   private attemptedTotal = 0;
   private targetTotal = 0;
@@ -120,7 +123,7 @@ class Worker {
       skipUTF8Validation: true,
       ...(localAddress ? { localAddress, family: this.family } : {}),
     });
-    const c: Client = { kill: () => ws.terminate(), channels: channelsFor(this.init.plan, index), last: null, settled: false, open: false, subscribed: false };
+    const c: Client = { kill: () => ws.terminate(), channels: channelsFor(this.init.plan, index), last: null, settled: false, startedAt: performance.now(), open: false, subscribed: false };
     this.clients.add(c);
     ws.on('unexpected-response', (req, res) => {
       if (!this.settle(c)) return;
@@ -159,7 +162,7 @@ class Worker {
 
   /** Idle clients (--channels none) on the handshake-only client: no subscription, no data. */
   private connectLite(localAddress: string | undefined): void {
-    const c: Client = { kill: () => conn.destroy(), channels: [], last: null, settled: false, open: false, subscribed: false };
+    const c: Client = { kill: () => conn.destroy(), channels: [], last: null, settled: false, startedAt: performance.now(), open: false, subscribed: false };
     const conn = liteConnect(this.url, localAddress, this.family, {
       open: () => {
         this.pendingLite.delete(conn);
@@ -198,6 +201,7 @@ class Worker {
     if (c.settled) return false;
     c.settled = true;
     this.inFlight--;
+    this.handshakes.recordValue(Math.max(1, Math.round(performance.now() - c.startedAt)));
     return true;
   }
 
@@ -242,8 +246,9 @@ class Worker {
     // The histogram is in ns and includes the 10 ms sampling resolution itself.
     const lag = this.loopDelay.count ? Math.max(0, this.loopDelay.percentile(99) / 1e6 - 10) : 0;
     this.loopDelay.reset();
-    const d: WorkerDelta = { ...this.d, ...this.seq, latency: encodeHistogram(this.hist), cpuUserUs: cpu.user, cpuSystemUs: cpu.system, loopDelayP99Ms: Math.round(lag * 10) / 10 };
+    const d: WorkerDelta = { ...this.d, ...this.seq, latency: encodeHistogram(this.hist), handshake: encodeHistogram(this.handshakes), cpuUserUs: cpu.user, cpuSystemUs: cpu.system, loopDelayP99Ms: Math.round(lag * 10) / 10 };
     this.hist.reset();
+    this.handshakes.reset();
     this.d = Worker.zero();
     this.seq = emptySeqCounters();
     this.send({

@@ -30,6 +30,9 @@ describe('loadtest against the real server', () => {
     expect(r.latency_ms_run.count).toBe(r.deliveries.total);
     expect(r.latency_ms.count).toBe(r.deliveries.hold);
     expect(r.deliveries.hold).toBe(r.steps[0].hold.deliveries);
+    // Every handshake of the step is timed, whatever its outcome (here all 300 opened).
+    expect(r.steps[0].handshake_ms.count).toBe(300);
+    expect(r.steps[0].handshake_ms.p99).toBeGreaterThanOrEqual(r.steps[0].handshake_ms.p50);
     expect(r.server_info).toMatchObject({ shards: 3, max_connections: 18000 });
     expect(r.shards_end).toHaveLength(3);
     expect(r.shards_end.reduce((a: number, s: { connections: number }) => a + s.connections, 0)).toBe(300);
