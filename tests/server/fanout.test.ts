@@ -24,8 +24,12 @@ describe('sharded fan-out on the embedded feed', () => {
     expect(counts).toHaveLength(3);
     expect(counts.reduce((a: number, b: number) => a + b, 0)).toBe(n);
     // The kernel hashes connections over the shards; a shard above the mean by more than the
-    // tolerance (max(2, 1.5%)) relays new ones. Reports lag by a turn, hence the small slack.
-    for (const c of counts) expect(Math.abs(c - n / 3)).toBeLessThanOrEqual(4);
+    // tolerance (max(2, 1% of the mean)) relays new ones. The front sees a shard's count through
+    // its reports (at most every 5 ms) and answers within 2 ms: connections that land in that lag
+    // are not balanced yet. Measured on a quiet machine, 20 runs of this test's 150 sequential
+    // connects: largest deviation 0-4 (median 2); under the suite's parallel load, 5 once. Hence
+    // the tolerance plus 4: a shard twice that far out means the balance is not working.
+    for (const c of counts) expect(Math.abs(c - n / 3)).toBeLessThanOrEqual(6);
     expect(h.mode).toBe('multi');
     expect(h.system.source).toBe('embedded');
   });
