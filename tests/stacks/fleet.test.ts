@@ -197,6 +197,8 @@ describe('loadtest.count', () => {
 
 describe('the fleet dashboard and Prometheus config', () => {
   const promtool = spawnSync('promtool', ['--version']).status === 0;
+  // Off CI only, and said: promtool comes from the Debian prometheus package (.ci/run installs it).
+  if (!promtool && !process.env.CI) console.warn('skipping the fleet promtool check: promtool not installed (apt-get install prometheus)');
   const dash = JSON.parse(readFileSync(path.join(ASSET_DIR, 'dashboard-odin-fleet.json'), 'utf8'));
   const main = readFileSync(path.join(ASSET_DIR, 'dashboard-odin-ws.json'), 'utf8');
   const exprs: string[] = dash.panels.flatMap((p: { targets: Array<{ expr: string }> }) => p.targets.map((t) => t.expr));
