@@ -79,6 +79,7 @@ class Shard {
   /** Event-loop delay, for /health, /metrics and the guard (a saturated loop answers late). */
   private readonly loopDelay = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
   private readonly saturationLagMs: number;
+  private samples = 0;
 
   constructor(config: ServerConfig, id: number, auth: Authenticator | null) {
     this.log = createLogger(config.logLevel, { role: 'shard', shard: id });
@@ -301,7 +302,9 @@ class Shard {
       // The histogram times a timer of LOOP_RESOLUTION_MS: what is beyond that is the delay.
       this.loopLagMs = Math.max(0, this.loopDelay.percentile(99) / 1e6 - LOOP_RESOLUTION_MS);
       this.loopDelay.reset();
-      this.checkSaturation();
+      // The first second holds the shard's own start-up (loading, JIT, the first listen): not a
+      // verdict on its load, and a shard must not refuse its first clients for it.
+      if (this.samples++ > 0) this.checkSaturation();
     }
     const stats: ShardStats = {
       connections: this.clients.size,
