@@ -296,11 +296,14 @@ class Shard {
     if (sample) {
       const cpu = process.cpuUsage(this.lastCpu);
       const now = Date.now();
-      this.cpu = (cpu.user + cpu.system) / 1000 / Math.max(1, now - this.lastAt);
+      const elapsed = now - this.lastAt;
+      this.cpu = (cpu.user + cpu.system) / 1000 / Math.max(1, elapsed);
       this.lastCpu = process.cpuUsage();
       this.lastAt = now;
-      // The histogram times a timer of LOOP_RESOLUTION_MS: what is beyond that is the delay.
-      this.loopLagMs = Math.max(0, this.loopDelay.percentile(99) / 1e6 - LOOP_RESOLUTION_MS);
+      // The histogram times a timer of LOOP_RESOLUTION_MS: what is beyond that is the delay. A
+      // stall can land in the histogram after this read (timer order), so this timer's own
+      // lateness counts too.
+      this.loopLagMs = Math.max(0, this.loopDelay.percentile(99) / 1e6 - LOOP_RESOLUTION_MS, elapsed - STATS_MS);
       this.loopDelay.reset();
       // The first second holds the shard's own start-up (loading, JIT, the first listen): not a
       // verdict on its load, and a shard must not refuse its first clients for it.

@@ -33,7 +33,8 @@ describe('saturation admission', () => {
     srv = await startServer({ env: { WS_SHARDS: '2', FEED_RATE: '20', WS_SATURATION_LAG_MS: '100', WS_SHARD_LIVENESS_MS: '10000' } });
     witness = await TestClient.connect(srv.wsUrl);
     await witness.subscribe(['trades:ODIN1']);
-    await until(() => witness.messages.length >= 3, 'the witness receives');
+    // Past every shard's first stats sample (its start-up second is not judged): 20 msg/s x 1.5 s.
+    await until(() => witness.messages.length >= 30, 'the witness receives for a while');
   });
   afterAll(async () => {
     witness?.close();
@@ -45,7 +46,7 @@ describe('saturation admission', () => {
     expect(h0.system.saturated_shards).toBe(0);
     const pids: number[] = h0.shards.map((s: { pid: number }) => s.pid);
     for (const p of pids) process.kill(p, 'SIGSTOP');
-    await sleep(600);
+    await sleep(1200); // longer than the shards' 1 s sampling period: every sample after it is late
     for (const p of pids) process.kill(p, 'SIGCONT');
     // Each shard's next sample (within its 1 s interval) sees the stall: try until one refusal.
     let refused: Awaited<ReturnType<typeof attempt>> | null = null;
