@@ -39,7 +39,10 @@ describe('loadtest against the real server', () => {
     // The server balances by SO_REUSEPORT and relays, keeping shards within max(2, 1% of the
     // mean) (README "How it works"); the bound here leaves room for connections still in a relay.
     const mean = 300 / 3;
-    for (const s of r.shards_end) expect(Math.abs(s.connections - mean), `shard ${s.id}`).toBeLessThanOrEqual(0.02 * mean + 4);
+    // As in tests/server/fanout.test.ts: the balance tolerance (max(2, 1% of the mean)) plus the
+    // connections that land within one report interval and grant (5 + 2 ms) at this ramp of
+    // 1,000/s (about 7); CI under the suite's load measured 7 once.
+    for (const s of r.shards_end) expect(Math.abs(s.connections - mean), `shard ${s.id}`).toBeLessThanOrEqual(Math.max(2, 0.01 * mean) + 8);
     expect(r.shard_spread_pct).toBeCloseTo((Math.max(...r.shards_end.map((s: { connections: number }) => Math.abs(s.connections - mean))) / mean) * 100, 1);
     expect(r.shard_spread).toBe(Math.max(...r.shards_end.map((s: { connections: number }) => s.connections)) - Math.min(...r.shards_end.map((s: { connections: number }) => s.connections)));
     expect(r.generator.source_ips.count).toBeGreaterThan(1);
