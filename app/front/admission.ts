@@ -141,14 +141,15 @@ export class AdmissionLedger {
       const share = (rank: number) => Math.floor(budget / live.length) + (rank < budget % live.length ? 1 : 0);
       const slack = Math.max(1, Math.ceil((budget / live.length) * 0.05));
       order.forEach((s, rank) => {
-        // Never below what the shard has set aside for connections already accepted.
-        const target = s.consumed + Math.max(share(rank), s.reserved);
+        // Never below what the shard has set aside for connections already accepted, nor take
+        // back the credits that relays on their way to it will spend (they are not in `budget`).
+        const target = s.consumed + s.inbound + Math.max(share(rank), s.reserved);
         if (s.issued > target + slack || (share(rank) === 0 && s.issued > target)) this.setIssued(s, target);
       });
       let free = this.maxConnections;
       for (const s of this.slots) free -= s.held + s.inbound + (s.live ? this.committed(s) : 0);
       order.forEach((s, rank) => {
-        const want = s.consumed + share(rank) - s.issued;
+        const want = s.consumed + s.inbound + share(rank) - s.issued;
         if (want <= 0 || (want < slack && this.outstanding(s) > 0)) return;
         const n = Math.min(want, Math.max(0, free));
         this.setIssued(s, s.issued + n);

@@ -112,6 +112,8 @@ export class ShardPool implements BusTargets {
   private ticker: NodeJS.Timeout | null = null;
   private beater: NodeJS.Timeout | null = null;
   private tickPending = false;
+  /** The last grants told the shards the server is full (they refuse at once while it is). */
+  private sentFull = false;
   /** Since when a shard's bus output has been over its cap (the bus knows), or null. */
   private stalledSince: (id: number) => number | null = () => null;
   private port = 0;
@@ -278,6 +280,7 @@ export class ShardPool implements BusTargets {
   /** Sends each live shard its grant when it changed (capacity credits, relay budget, guard flags). */
   private tick(): void {
     const grants = this.ledger.grants();
+    this.sentFull = grants.some((g) => g.full);
     for (const s of this.shards) {
       if (!s.ready) continue;
       const g = grants[s.id];
@@ -364,7 +367,10 @@ export class ShardPool implements BusTargets {
       case 'load':
         s.held = msg.held;
         this.ledger.report(s.id, msg);
-        this.scheduleTick();
+        // A slot freed at the maximum is granted now: until the shards hear it they refuse every
+        // upgrade, while /health (answered from these reports) already shows the room.
+        if (this.sentFull && this.ledger.held < this.config.maxConnections) this.tick();
+        else this.scheduleTick();
         break;
       case 'relay':
         this.relay(s, handle as net.Socket | undefined);

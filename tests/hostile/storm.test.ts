@@ -85,6 +85,22 @@ describe('connection storm above capacity', () => {
     await until(async () => (await getHealth(srv.healthUrl)).body.system.total_connections === CAP - 1, 'slot freed');
     const again = await TestClient.connect(srv.wsUrl);
     expect((await again.request({ op: 'ping' })).op).toBe('pong');
-    again.close();
+    holders.push(again);
+  });
+
+  it('admits a client as soon as /health shows a slot freed at the maximum (no refusal in between)', async () => {
+    const refused: number[] = [];
+    for (let i = 0; i < 25; i++) {
+      holders.shift()!.close();
+      // Polled without pause: the first answer showing the room comes right after the report.
+      await until(async () => (await getHealth(srv.healthUrl)).body.system.total_connections === CAP - 1, 'slot freed', 15_000, 0);
+      try {
+        holders.push(await TestClient.connect(srv.wsUrl));
+      } catch {
+        refused.push(i);
+        await until(() => TestClient.connect(srv.wsUrl).then((c) => holders.push(c)), 'admitted in the end');
+      }
+    }
+    expect(refused).toEqual([]);
   });
 });

@@ -107,6 +107,28 @@ describe('admission ledger', () => {
     expect(simulate(2, 40, ops).maxHeld).toBeLessThanOrEqual(40);
   });
 
+  it('a connection relayed to the last free credit is admitted, even if the front ticks before it arrives', () => {
+    const sim = simulate(2, 2, []);
+    const settle = () => {
+      for (let i = 0; i < 2; i++) {
+        for (const g of sim.down[i].splice(0)) sim.gates[i].onGrant(g);
+        sim.gates[i].flushForTest();
+        for (const m of sim.up[i].splice(0)) if (m.t === 'load') sim.ledger.report(i, m);
+      }
+      sim.grant();
+    };
+    settle();
+    expect(sim.gates[1].admit()).toBe(true); // shard 1 spends its credit: the last one is on shard 0
+    settle();
+    settle();
+    expect(sim.gates[1].shouldRelay()).toBe(true);
+    expect(sim.ledger.relayTarget(1)).toBe(0);
+    sim.grant(); // the front ticks while the connection is on its way to shard 0
+    for (const g of sim.down[0].splice(0)) sim.gates[0].onGrant(g);
+    expect(sim.gates[0].admit()).toBe(true);
+    expect(sim.gates[0].admit()).toBe(false); // and the maximum still holds
+  });
+
   it('once messages settle, every free slot can be admitted', () => {
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 40 }), (shards, max) => {
