@@ -31,7 +31,10 @@ export interface StartOptions {
 
 export async function startServer(opts: StartOptions = {}): Promise<RunningServer> {
   const proc = spawn(process.execPath, [SERVER, '--lb-addr', '127.0.0.1:0', ...(opts.args ?? [])], {
-    env: { ...process.env, KAFKA_BROKERS: '', LOG_LEVEL: 'info', ...opts.env },
+    // Saturation admission off unless a test sets it: on a 2-core machine running the broker, the
+    // clients and the server at once, a descheduled shard is the test machine's state, not the
+    // server's (tests/server/saturation.test.ts sets it).
+    env: { ...process.env, KAFKA_BROKERS: '', LOG_LEVEL: 'info', WS_SATURATION_LAG_MS: '0', ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: opts.detached ?? false,
   });
