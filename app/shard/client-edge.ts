@@ -59,6 +59,7 @@ export class ClientEdge {
         if (reason === 'slow' || reason === 'budget') deps.onSlow();
       },
       onError: deps.onError,
+      backlogged: (c) => sweeper.watch(c),
       onFault: (err: unknown) => deps.log.error({ err }, 'client handler failed; client closed with 1011'),
       auth: deps.auth,
       expiry: deps.expiry,

@@ -28,6 +28,8 @@ export interface ClientContext {
   recover(items: RecoverItem[], arrive: (r: Replay) => void): Promise<Replay>;
   onClose(reason: CloseReason): void;
   onError(code: ErrorCode): void;
+  /** A write left bytes queued for this client: the shard's output budget must count it. */
+  backlogged(c: Client): void;
   /** Checks `refresh` tokens; null when auth is off. */
   readonly auth: Pick<Authenticator, 'verifyToken' | 'clockToleranceS'> | null;
   /** Closes clients whose token expired (one shared sweep per shard). */
@@ -109,6 +111,7 @@ export class Client implements Subscriber, Expiring {
       return false;
     }
     this.socket.write(frame);
+    this.noteBacklog();
     return true;
   }
 
@@ -166,7 +169,10 @@ export class Client implements Subscriber, Expiring {
       }
       if (now - this.pingAt >= pingMs) {
         this.pingAt = now;
-        if (this.fits(2)) this.ws.ping();
+        if (this.fits(2)) {
+          this.ws.ping();
+          this.noteBacklog();
+        }
       }
     }
     if (idleMs > 0 && this.subs.size === 0 && now - this.idleSince >= idleMs) {
@@ -178,6 +184,11 @@ export class Client implements Subscriber, Expiring {
   /** Closed by the shard's output budget: it holds the most while the shard is over budget. */
   shed(): void {
     if (!this.closed) this.dropSlow('budget');
+  }
+
+  /** Most writes leave nothing queued (the kernel took it all): only a backlog is handed to the budget. */
+  private noteBacklog(): void {
+    if (this.socket.writableLength > 0) this.ctx.backlogged(this);
   }
 
   /** Writing `bytes` keeps the client within its cap (one frame may always go to an empty buffer). */
@@ -235,7 +246,10 @@ export class Client implements Subscriber, Expiring {
 
   private onPing(data: Buffer): void {
     if (this.closed || this.closing || !this.admit(1)) return;
-    if (this.fits(2 + data.length)) this.ws.pong(data);
+    if (this.fits(2 + data.length)) {
+      this.ws.pong(data);
+      this.noteBacklog();
+    }
     else this.dropSlow('slow');
   }
 

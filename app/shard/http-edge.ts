@@ -144,7 +144,9 @@ export class HttpEdge {
     }
     const full = this.deps.gate.refusal((socket as SocketWithUncount).odinReserved);
     if (full) return this.unavailable(socket, full);
-    const ip = socket.remoteAddress ?? '';
+    // The peer address is a syscall (getpeername), measured as a tenth of a shard's cost per
+    // connection: read it only when the per-address limit needs it.
+    const ip = this.opts.perIpLimit > 0 ? (socket.remoteAddress ?? '') : '';
     if (this.opts.perIpLimit && (this.perIp.get(ip) ?? 0) >= this.opts.perIpLimit) {
       return this.refuse(socket, 429, 'per_ip', { error: 'too_many_connections', message: 'too many connections from this address' }, `Retry-After: ${this.opts.retryAfterS}\r\n`);
     }

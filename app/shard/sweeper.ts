@@ -1,6 +1,7 @@
 // The shard's one periodic timer (not one per client): every tick it holds all client output
 // buffers to the shard's budget, and every few ticks it runs each client's liveness checks
-// (ping reaping, idle timeout).
+// (ping reaping, idle timeout). The budget looks only at clients that had bytes left queued after
+// a write (watch()): a shard of idle connections costs nothing per tick, however many it holds.
 
 /** The part of a client the sweeper needs. */
 export interface Swept {
@@ -28,6 +29,8 @@ export class Sweeper {
   private readonly livenessEveryMs: number;
   /** Sum of client buffers at the last tick. */
   buffered = 0;
+  /** Clients that may hold queued bytes; each leaves the set once seen empty (or closed). */
+  private readonly backlogged = new Set<Swept>();
   shed = 0;
 
   constructor(
@@ -50,6 +53,11 @@ export class Sweeper {
     this.timer = null;
   }
 
+  /** A write left bytes queued for `c`: the budget counts it until its buffer is seen empty. */
+  watch(c: Swept): void {
+    this.backlogged.add(c);
+  }
+
   tick(now = Date.now()): void {
     this.enforceBudget();
     if (now - this.lastLiveness < this.livenessEveryMs) return;
@@ -61,12 +69,12 @@ export class Sweeper {
   enforceBudget(): number {
     let total = 0;
     const holders: Swept[] = [];
-    for (const c of this.clients()) {
+    for (const c of this.backlogged) {
       const b = c.buffered;
       if (b > 0) {
         total += b;
         holders.push(c);
-      }
+      } else this.backlogged.delete(c);
     }
     this.buffered = total;
     if (total <= this.opts.budgetBytes) return 0;

@@ -48,10 +48,15 @@ describe('client request schema', () => {
 
 describe('Sweeper output budget', () => {
   const holders = (sizes: number[], order: number[]): Swept[] => sizes.map((b) => ({ buffered: b, shed: () => order.push(b), sweep() {} }));
+  const watched = (s: Sweeper, cs: Swept[]) => {
+    for (const c of cs) s.watch(c);
+    return s;
+  };
 
   it('sheds the largest holders first, until the rest fit under 90% of the budget', () => {
     const order: number[] = [];
-    const s = new Sweeper(() => holders([100, 500, 300, 50], order), { pingMs: 0, idleMs: 0, budgetBytes: 400 });
+    const cs = holders([100, 500, 300, 50], order);
+    const s = watched(new Sweeper(() => cs, { pingMs: 0, idleMs: 0, budgetBytes: 400 }), cs);
     expect(s.enforceBudget()).toBe(2); // 950 -> 450 (> 360) -> 150
     expect(order).toEqual([500, 300]);
     expect(s.buffered).toBe(950);
@@ -59,9 +64,29 @@ describe('Sweeper output budget', () => {
 
   it('sheds nobody within the budget', () => {
     const order: number[] = [];
-    const s = new Sweeper(() => holders([100, 200], order), { pingMs: 0, idleMs: 0, budgetBytes: 300 });
+    const cs = holders([100, 200], order);
+    const s = watched(new Sweeper(() => cs, { pingMs: 0, idleMs: 0, budgetBytes: 300 }), cs);
     expect(s.enforceBudget()).toBe(0);
     expect(order).toEqual([]);
+  });
+
+  it('looks only at clients a write left backlogged, and forgets each once its buffer is empty', () => {
+    let reads = 0;
+    const c = { b: 700, get buffered() { reads++; return this.b; }, shed() {}, sweep() {} };
+    const idle = Array.from({ length: 1000 }, () => ({ get buffered() { reads++; return 0; }, shed() {}, sweep() {} }));
+    const s = new Sweeper(() => [c, ...idle], { pingMs: 0, idleMs: 0, budgetBytes: 1 << 20 });
+    s.watch(c);
+    s.enforceBudget();
+    expect(s.buffered).toBe(700);
+    expect(reads).toBe(1); // the 1,000 idle clients cost nothing
+    c.b = 0;
+    s.enforceBudget();
+    s.enforceBudget();
+    expect(reads).toBe(2); // seen empty once, then no longer scanned
+    c.b = 300;
+    s.watch(c); // written to again, with bytes left queued
+    s.enforceBudget();
+    expect(s.buffered).toBe(300);
   });
 
   it('runs each client liveness check on its own period, not every budget tick', () => {
