@@ -31,7 +31,7 @@ import { RoleSampler } from './kafka-lib/roles.js';
 import { verdictK1, verdictK2 } from './kafka-lib/verdict.js';
 import { benchCli } from './lib/cli.js';
 
-const SERVER = path.join(ROOT, 'dist/server.mjs');
+const OWN_SERVER = path.join(ROOT, 'dist/server.mjs');
 const POLL_MS = 200;
 const K1_TARGET = 100_000;
 const K2_P99_MS = 50;
@@ -54,6 +54,8 @@ interface Opts {
   profile: boolean;
   workers: number;
   heapMb: number;
+  /** The server bundle to run: this checkout's (built first), or another build for a before/after. */
+  server: string;
   out: string;
 }
 
@@ -74,6 +76,8 @@ const USAGE = `usage: npm run bench -- kafka [options]
   --workers N          K2: generator processes (default 1)
   --no-profile         K1: skip the profiled third consumption (CPU profile of the front)
   --broker-heap-mb N   broker JVM heap (default 512)
+  --server PATH        run this server bundle instead of this checkout's dist/server.mjs (e.g. an
+                       older build, for a before/after on the same machine; it is not rebuilt)
   --out DIR            result lines (kafka.jsonl) and generator reports
                        (default reports/bench-kafka-<timestamp>)
 K2 subscribes each client to one concrete channel by default: with every client on <stream>:*,
@@ -82,7 +86,7 @@ measures the fan-out (bench fanout), not the Kafka path. Pass --k2-channels trad
 
 function parseOpts(argv: string[]): Opts {
   const ints = ['k2-lower-steps', 'records', 'partitions', 'tokens', 'value-bytes', 'shards', 'clients', 'hold', 'k2-rate', 'workers', 'broker-heap-mb'] as const;
-  const { v, problems, int, die } = benchCli('kafka', USAGE, argv, { scenarios: { type: 'string' }, 'k3-search': { type: 'string' }, 'k2-channels': { type: 'string' }, out: { type: 'string' }, 'no-profile': { type: 'boolean' }, ...Object.fromEntries(ints.map((f) => [f, { type: 'string' as const }])) });
+  const { v, problems, int, die } = benchCli('kafka', USAGE, argv, { scenarios: { type: 'string' }, server: { type: 'string' }, 'k3-search': { type: 'string' }, 'k2-channels': { type: 'string' }, out: { type: 'string' }, 'no-profile': { type: 'boolean' }, ...Object.fromEntries(ints.map((f) => [f, { type: 'string' as const }])) });
   const scenarios = String(v.scenarios ?? 'K1,K2').split(',').map((s) => s.trim().toUpperCase());
   if (!scenarios.length || scenarios.some((s) => !['K1', 'K2', 'K3'].includes(s)) || new Set(scenarios).size !== scenarios.length) {
     problems.push(`--scenarios=${JSON.stringify(v.scenarios)}: a comma list of K1, K2, K3`);
@@ -109,10 +113,12 @@ function parseOpts(argv: string[]): Opts {
     profile: !v['no-profile'],
     workers: int('workers', 1, 1, 64),
     heapMb: int('broker-heap-mb', 512, 256, 16_384),
+    server: v.server === undefined ? OWN_SERVER : path.resolve(String(v.server)),
     out: String(v.out ?? path.join('reports', `bench-kafka-${new Date().toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-')}`)),
   };
   if (o.scenarios.includes('K2') && !o.scenarios.includes('K1') && o.k2Rate === null) problems.push('K2 without K1 needs --k2-rate (its default is half of K1\'s measured rate)');
   if (o.clients > o.workers * 19_000) problems.push(`--clients ${o.clients} needs more than --workers ${o.workers} generator processes`);
+  if (o.server !== OWN_SERVER && !fs.existsSync(o.server)) problems.push(`--server=${JSON.stringify(v.server)}: no such file (a bundled server, e.g. <checkout>/dist/server.mjs)`);
   if (problems.length) die(problems);
   return o;
 }
@@ -157,7 +163,7 @@ async function startServer(ctx: Ctx, topics: string[], group: string, nodeFlags:
   };
   // startServerProc runs `node <script> ...args`: node flags (not allowed in NODE_OPTIONS, like
   // --cpu-prof) go first, so the first flag takes the script's place.
-  const [first, ...rest] = [...nodeFlags, SERVER];
+  const [first, ...rest] = [...nodeFlags, ctx.o.server];
   const srv = await startServerProc(first, rest, env);
   onCleanup('server', () => srv.stop());
   return srv;
@@ -282,7 +288,7 @@ async function profileK1(ctx: Ctx, topics: string[], deadlineMs: number) {
   return {
     profiled_records_per_s: first.records < ctx.o.records ? Math.round((ctx.o.records - first.records) / ((doneAt - first.at) / 1000)) : null,
     window: 'from the first to the last sample in record mapping (the consumption, not start-up)',
-    ...summarizeProfile(path.join(dir, file), { url: pathToFileURL(SERVER).href, mapFile: `${SERVER}.map` }, { category: 'record mapping (key check, JSON.parse)' }),
+    ...summarizeProfile(path.join(dir, file), { url: pathToFileURL(ctx.o.server).href, mapFile: `${ctx.o.server}.map` }, { category: 'record mapping (key check, JSON.parse)' }),
   };
 }
 
@@ -449,7 +455,7 @@ async function scenarioK3(ctx: Ctx) {
       description: 'overload with Kafka arrivals spread in time: the knee (p99 <= 100 ms), then 1.5x the knee',
       machine: ctx.machine,
       machine_busy_before: busyBefore,
-      params: { rate: K3_RATE, channels: 10, per_channel_msg_s: 10, value_bytes: o.valueBytes, shards: o.shards, search: o.k3Search, hold_s: o.hold, workers: o.workers, generator: 'same machine' },
+      params: { rate: K3_RATE, channels: 10, per_channel_msg_s: 10, value_bytes: o.valueBytes, shards: o.shards, search: o.k3Search, hold_s: o.hold, workers: o.workers, generator: 'same machine', server: o.server === OWN_SERVER ? 'this checkout' : o.server },
       knee: knee
         ? { clients: knee.target, latency_ms: knee.latency_ms, handshake_ms: knee.handshake_ms, deliveries_per_s: knee.hold.deliveries_per_s, deliveries_per_server_cpu_s: perCpuS(knee, kneeCpu), cpu: kneeCpu }
         : null,

@@ -177,16 +177,23 @@ export class AdmissionLedger {
   }
   /** Where a relayed connection goes: the live shard with the fewest, other than `from`, with a credit. */
   relayTarget(from: number): number | null {
+    // At most a few relays in flight per shard until it reports again (a starved shard is slow to
+    // report, so it is not flooded with connections it cannot yet take); when every shard with a
+    // credit is at that cap, the credit decides: sending the client back to a shard with none
+    // would refuse it (max_connections) while the server has room (seen in 100k ramps).
+    const best = this.pick(from, MAX_INBOUND) ?? this.pick(from, Infinity);
+    if (best === null) return null;
+    this.slots[best].inbound++;
+    return best;
+  }
+
+  private pick(from: number, maxInbound: number): number | null {
     let best = -1;
     for (let i = 0; i < this.slots.length; i++) {
       const s = this.slots[i];
-      // At most a few relays in flight per shard until it reports again (a starved shard is slow
-      // to report, so it is not flooded with connections it cannot yet take).
-      if (i === from || !s.live || this.outstanding(s) - s.reserved <= s.inbound || s.inbound >= MAX_INBOUND) continue;
+      if (i === from || !s.live || this.outstanding(s) - s.reserved <= s.inbound || s.inbound >= maxInbound) continue;
       if (best < 0 || s.open + s.inbound < this.slots[best].open + this.slots[best].inbound) best = i;
     }
-    if (best < 0) return null;
-    this.slots[best].inbound++;
-    return best;
+    return best < 0 ? null : best;
   }
 }

@@ -129,6 +129,16 @@ describe('admission ledger', () => {
     expect(sim.gates[0].admit()).toBe(false); // and the maximum still holds
   });
 
+  it('relays to a shard with credits even past its in-flight cap, and never beyond its credits', () => {
+    const ledger = new AdmissionLedger(2, 1000);
+    ledger.up(0);
+    ledger.up(1);
+    const issued = ledger.grants()[1].issued;
+    const targets = Array.from({ length: issued }, () => ledger.relayTarget(0));
+    expect(targets.every((t) => t === 1)).toBe(true); // shard 1 has not reported any of them yet
+    expect(ledger.relayTarget(0)).toBeNull(); // its credits are all promised to relays in flight
+  });
+
   it('once messages settle, every free slot can be admitted', () => {
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 40 }), (shards, max) => {
