@@ -7,6 +7,7 @@ import { CloseCode, ErrorCode, ErrorMessage } from '../common/errors.js';
 import type { BusMessage, ChannelClaims, RecoverItem } from '../common/ipc.js';
 import { parsePosition, type Position } from '../bus/recovery-window.js';
 import type { Replay } from './recovery-link.js';
+import { RecoveryFilter } from './recovery-filter.js';
 import type { RequestId, createRequestParser } from '../protocol/client-requests.js';
 import { arrayFrame, textFrame } from './frame.js';
 import type { Hub, Subscriber } from './hub.js';
@@ -51,6 +52,8 @@ export function positionOf(payload: Buffer): Position | null {
   return end < 0 ? null : parsePosition(payload.toString('latin1', start, end));
 }
 const SLOW_GRACE_MS = 1000;
+/** Every client's reply chain starts here: one settled promise for all of them. */
+const SETTLED: Promise<void> = Promise.resolve();
 const POLICY_GRACE_MS = 1000;
 /** Refused requests (net of the decay) after which the client is closed with 1008. */
 export const MAX_STRIKES = 100;
@@ -63,14 +66,8 @@ export class Client implements Subscriber, Expiring {
   hubDue: number[] = [];
   filtered = false;
   private readonly subs = new Set<string>();
-  /** Channels with a recovery in flight (count of requests): nothing of them goes out meanwhile. */
-  private readonly deaf = new Map<string, number>();
-  /** Channels whose replay has arrived but is not yet written: live messages wait in `held`. */
-  private readonly holding = new Set<string>();
-  private held: BusMessage[] = [];
-  private heldBytes = 0;
-  /** Per recovered channel, the position at or before which live messages are dropped (once). */
-  private readonly after = new Map<string, Position>();
+  /** Only while a recovery is in progress (see RecoveryFilter). */
+  private rec: RecoveryFilter | null = null;
   private closed = false;
   private closing = false;
   private readonly bucketCap: number;
@@ -78,7 +75,7 @@ export class Client implements Subscriber, Expiring {
   private refilledAt = Date.now();
   private strikes = 0;
   private struckAt = Date.now();
-  private replies: Promise<void> = Promise.resolve();
+  private replies: Promise<void> = SETTLED;
   expiresAtMs = Infinity;
   private pingAt = Date.now();
   private pongAt = this.pingAt;
@@ -117,20 +114,23 @@ export class Client implements Subscriber, Expiring {
 
   deliverSome(msgs: readonly BusMessage[]): number {
     const out: Buffer[] = [];
+    const r = this.rec;
     for (const m of msgs) {
-      if (this.deaf.has(m.channel)) continue; // the replay in flight has it
-      if (this.holding.has(m.channel)) {
-        // Later than the replay that arrived: it goes out right after it.
-        this.held.push(m);
-        this.heldBytes += m.payload.length;
-        if (this.heldBytes > this.ctx.bufferLimit) this.dropSlow('slow');
-        continue;
-      }
-      const a = this.after.get(m.channel);
-      if (a) {
-        const p = positionOf(m.payload);
-        if (p && p.origin === a.origin && p.offset <= a.offset) continue; // replayed or held already
-        this.after.delete(m.channel);
+      if (r) {
+        if (r.deaf.has(m.channel)) continue; // the replay in flight has it
+        if (r.holding.has(m.channel)) {
+          // Later than the replay that arrived: it goes out right after it.
+          r.held.push(m);
+          r.heldBytes += m.payload.length;
+          if (r.heldBytes > this.ctx.bufferLimit) this.dropSlow('slow');
+          continue;
+        }
+        const a = r.after.get(m.channel);
+        if (a) {
+          const p = positionOf(m.payload);
+          if (p && p.origin === a.origin && p.offset <= a.offset) continue; // replayed or held already
+          r.after.delete(m.channel);
+        }
       }
       out.push(m.payload);
     }
@@ -140,7 +140,12 @@ export class Client implements Subscriber, Expiring {
   }
 
   private refilter(): void {
-    this.filtered = this.deaf.size > 0 || this.holding.size > 0 || this.after.size > 0;
+    this.filtered = this.rec?.active ?? false;
+    if (this.rec?.empty) this.rec = null;
+  }
+
+  private recovery(): RecoveryFilter {
+    return (this.rec ??= new RecoveryFilter());
   }
 
   /** Leaves every channel; called once the socket is gone or the client is dropped. */
@@ -284,9 +289,12 @@ export class Client implements Subscriber, Expiring {
     if (last) for (const ch of list) if (!ch.endsWith(':*') && !since?.has(ch)) items.push({ channel: ch, last: true });
     // From now until the replay is out, nothing of these channels reaches the client: every
     // message it holds back is in the window the front answers from.
-    for (const it of items) {
-      this.deaf.set(it.channel, (this.deaf.get(it.channel) ?? 0) + 1);
-      this.after.delete(it.channel);
+    if (items.length) {
+      const r = this.recovery();
+      for (const it of items) {
+        r.deaf.set(it.channel, (r.deaf.get(it.channel) ?? 0) + 1);
+        r.after.delete(it.channel);
+      }
     }
     this.refilter();
     const gates: Promise<void>[] = [];
@@ -307,11 +315,13 @@ export class Client implements Subscriber, Expiring {
    */
   private recoverThenReply(body: Record<string, unknown>, gates: Promise<void>[], items: RecoverItem[]): void {
     let arrived = false;
+    // The filter lives while these channels are deaf (it is dropped only when empty).
     const undeaf = () => {
+      const r = this.recovery();
       for (const it of items) {
-        const n = (this.deaf.get(it.channel) ?? 1) - 1;
-        if (n > 0) this.deaf.set(it.channel, n);
-        else this.deaf.delete(it.channel);
+        const n = (r.deaf.get(it.channel) ?? 1) - 1;
+        if (n > 0) r.deaf.set(it.channel, n);
+        else r.deaf.delete(it.channel);
       }
     };
     // Synchronously when the replay frame is decoded: what follows it on the bus pipe is later
@@ -319,11 +329,12 @@ export class Client implements Subscriber, Expiring {
     const arrive = (r: Replay) => {
       arrived = true;
       undeaf();
+      const f = this.recovery();
       for (const it of items) {
-        this.holding.add(it.channel);
+        f.holding.add(it.channel);
         const o = r.outcomes[it.channel];
         const after = o?.after === undefined ? null : parsePosition(o.after);
-        if (after && this.holds(it.channel)) this.after.set(it.channel, after);
+        if (after && this.holds(it.channel)) f.after.set(it.channel, after);
       }
       this.refilter();
     };
@@ -335,11 +346,12 @@ export class Client implements Subscriber, Expiring {
       })
       .finally(() => {
         if (!arrived) undeaf();
-        for (const it of items) this.holding.delete(it.channel);
+        const f = this.recovery();
+        for (const it of items) f.holding.delete(it.channel);
         // What waited behind the replay, in order (re-held if another replay still waits).
-        const held = this.held;
-        this.held = [];
-        this.heldBytes = 0;
+        const held = f.held;
+        f.held = [];
+        f.heldBytes = 0;
         this.refilter();
         if (held.length && !this.closed) this.deliverSome(held);
       });
@@ -379,7 +391,7 @@ export class Client implements Subscriber, Expiring {
   private unsubscribe(list: string[], id: Id): void {
     for (const ch of list) {
       if (this.subs.delete(ch)) this.ctx.hub.unsubscribe(this, ch);
-      this.after.delete(ch);
+      this.rec?.after.delete(ch);
     }
     this.refilter();
     if (this.subs.size === 0) this.idleSince = Date.now();
