@@ -7,6 +7,7 @@ import type net from 'node:net';
 import type { Writable } from 'node:stream';
 import type { BusTarget, BusTargets } from '../bus/broadcast-bus.js';
 import type { ServerConfig } from '../config/config.js';
+import { hungVerdict, processCpuMs } from './liveness.js';
 import type { FromShard, RecoverItem, ShardStats, ToShard } from '../common/ipc.js';
 import type { Logger } from '../common/logger.js';
 import { AdmissionLedger } from './admission.js';
@@ -41,6 +42,8 @@ export class ShardHandle implements BusTarget {
   /** Last heartbeat answer (ms since the epoch) and its round trip. */
   lastBeat = 0;
   beatRttMs = 0;
+  /** While overdue: its CPU time when last looked at, and when (see liveness.ts). */
+  silentCpu: { ms: number | null; at: number } | null = null;
   startedAt = 0;
   stats: ShardStats | null = null;
   /** Admitted connections still open, from the shard's last report. */
@@ -250,8 +253,18 @@ export class ShardPool implements BusTargets {
     for (const s of this.shards) {
       if (!s.ready || s.hung) continue;
       const stalled = this.stalledSince(s.id);
-      if (now - s.lastBeat > bound || (stalled !== null && now - stalled > bound)) {
-        this.declareHung(s, now - s.lastBeat > bound ? 'missed heartbeats' : 'bus output stuck over its cap');
+      if (stalled !== null && now - stalled > bound) {
+        this.declareHung(s, 'bus output stuck over its cap');
+        continue;
+      }
+      if (now - s.lastBeat > bound) {
+        // Overdue: whether it is running decides (one beat period of CPU accounting first).
+        const cpu = s.proc?.pid ? processCpuMs(s.proc.pid) : null;
+        const last = s.silentCpu;
+        s.silentCpu = { ms: cpu, at: now };
+        if (!last && cpu !== null) continue;
+        const why = hungVerdict({ silentMs: now - s.lastBeat, cpuMs: cpu === null || last?.ms == null ? null : cpu - last.ms, windowMs: last ? now - last.at : 0 }, bound);
+        if (why) this.declareHung(s, why);
         continue;
       }
       s.send({ t: 'hb', at: now });
@@ -313,6 +326,7 @@ export class ShardPool implements BusTargets {
     s.held = 0;
     s.lastGrant = '';
     s.interest.clear();
+    s.silentCpu = null;
     s.startedAt = Date.now();
     // A fork that fails (EAGAIN, EMFILE) must not take the front down: it is retried like a crash.
     proc.on('error', (err) => this.log.error({ err, shard: s.id }, 'shard process error'));
@@ -363,6 +377,7 @@ export class ShardPool implements BusTargets {
       case 'hb-ack':
         s.lastBeat = Date.now();
         s.beatRttMs = s.lastBeat - msg.at;
+        s.silentCpu = null;
         break;
       case 'load':
         s.held = msg.held;
