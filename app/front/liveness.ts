@@ -32,10 +32,13 @@ export interface Silence {
   readonly windowMs: number;
 }
 
+/** Why a silent shard is hung: not running, running past BUSY_FACTOR x the bound, or no CPU reading. */
+export type HungCause = 'not_running' | 'running_too_long' | 'cpu_unknown';
+
 /** null: keep waiting; else why it is hung. */
-export function hungVerdict(s: Silence, boundMs: number): string | null {
+export function hungVerdict(s: Silence, boundMs: number): HungCause | null {
   if (s.silentMs <= boundMs) return null;
-  if (s.cpuMs === null || s.windowMs <= 0) return 'missed heartbeats';
-  if (s.cpuMs < s.windowMs * RUNNING_SHARE) return 'missed heartbeats (not running)';
-  return s.silentMs > boundMs * BUSY_FACTOR ? 'missed heartbeats while running (a runaway task, or starved far past the bound)' : null;
+  if (s.cpuMs === null || s.windowMs <= 0) return 'cpu_unknown';
+  if (s.cpuMs < s.windowMs * RUNNING_SHARE) return 'not_running';
+  return s.silentMs > boundMs * BUSY_FACTOR ? 'running_too_long' : null;
 }

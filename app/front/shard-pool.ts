@@ -264,7 +264,7 @@ export class ShardPool implements BusTargets {
         s.silentCpu = { ms: cpu, at: now };
         if (!last && cpu !== null) continue;
         const why = hungVerdict({ silentMs: now - s.lastBeat, cpuMs: cpu === null || last?.ms == null ? null : cpu - last.ms, windowMs: last ? now - last.at : 0 }, bound);
-        if (why) this.declareHung(s, why);
+        if (why) this.declareHung(s, `missed heartbeats (${why})`);
         continue;
       }
       s.send({ t: 'hb', at: now });
