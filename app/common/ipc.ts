@@ -19,6 +19,9 @@ export type ToShard =
 
 /** Shard -> front. */
 export type FromShard =
+  // Its 'message' listener is attached: only now may the front send `init`. An ESM child can
+  // lose a message sent right after fork (nodejs/node#34785): the shard then never started.
+  | { t: 'booted' }
   | { t: 'ready' }
   | { t: 'listening'; port: number }
   | { t: 'load'; held: number; open: number; reserved: number; consumed: number; issued: number; gen: number } // admission report (see front/admission.ts)

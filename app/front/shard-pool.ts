@@ -7,7 +7,7 @@ import type net from 'node:net';
 import type { Writable } from 'node:stream';
 import type { BusTarget, BusTargets } from '../bus/broadcast-bus.js';
 import type { ServerConfig } from '../config/config.js';
-import { hungVerdict, processCpuMs } from './liveness.js';
+import { BUSY_FACTOR, hungVerdict, processCpuMs } from './liveness.js';
 import type { FromShard, RecoverItem, ShardStats, ToShard } from '../common/ipc.js';
 import type { Logger } from '../common/logger.js';
 import { AdmissionLedger } from './admission.js';
@@ -330,11 +330,21 @@ export class ShardPool implements BusTargets {
     s.startedAt = Date.now();
     // A fork that fails (EAGAIN, EMFILE) must not take the front down: it is retried like a crash.
     proc.on('error', (err) => this.log.error({ err, shard: s.id }, 'shard process error'));
-    proc.send({ t: 'init', id: s.id, config: this.config } satisfies ToShard);
+    // A shard that never gets to listening (a start that hangs) is killed and restarted like a
+    // hung one, instead of leaving the front waiting forever.
+    // The bound is the one a running but silent shard gets (module loading on a loaded machine).
+    const startupMs = Math.max(5000, this.config.shardLivenessMs * BUSY_FACTOR);
+    const startup = setTimeout(() => {
+      this.log.error({ shard: s.id, pid: proc.pid, startup_ms: startupMs }, 'shard did not start; killing it');
+      s.hung = true;
+      proc.kill('SIGKILL');
+    }, startupMs);
     return new Promise((resolve) => {
       proc.on('message', (msg: FromShard, handle?: unknown) => {
-        if (msg.t === 'ready') s.send({ t: 'listen', port });
+        if (msg.t === 'booted') s.send({ t: 'init', id: s.id, config: this.config });
+        else if (msg.t === 'ready') s.send({ t: 'listen', port });
         else if (msg.t === 'listening') {
+          clearTimeout(startup);
           s.ready = true;
           s.lastBeat = Date.now();
           this.ledger.up(s.id);
@@ -343,6 +353,7 @@ export class ShardPool implements BusTargets {
         } else this.onMessage(s, msg, handle);
       });
       proc.once('exit', (code, signal) => {
+        clearTimeout(startup);
         // Relayed sockets it never confirmed would hang their clients: close them (they reconnect).
         this.relayFailed += s.relaysInFlight.length;
         for (const sock of s.relaysInFlight.splice(0)) sock.destroy();

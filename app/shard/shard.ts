@@ -44,6 +44,7 @@ export function runShard(): void {
   // The front orchestrates shutdown; a terminal's Ctrl-C reaches the whole process group.
   process.on('SIGINT', () => {});
   process.on('SIGTERM', () => {});
+  send({ t: 'booted' });
 }
 
 class Shard {

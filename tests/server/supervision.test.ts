@@ -100,6 +100,40 @@ describe('supervision', () => {
     }
   }, 90_000);
 
+  it('a shard that never gets to listening after a restart is killed and started again', async () => {
+    const srv = await startServer({ env: { ...FEED, WS_SHARDS: '2', WS_SHARD_LIVENESS_MS: '1000' } });
+    try {
+      const h0 = (await getHealth(srv.healthUrl)).body;
+      const old = h0.shards.map((s: { pid: number }) => s.pid);
+      const front = srv.proc.pid!;
+      const children = () => fs.readFileSync(`/proc/${front}/task/${front}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+      process.kill(old[0], 'SIGKILL');
+      // Stop its replacement as soon as it is forked: long before Node has loaded the bundle.
+      let stuck = 0;
+      await until(() => {
+        stuck = children().find((p) => !old.includes(p)) ?? 0;
+        if (stuck) process.kill(stuck, 'SIGSTOP');
+        return stuck;
+      }, 'the replacement forked', 10_000, 1);
+      try {
+        const h = await until(async () => {
+          const { body } = await getHealth(srv.healthUrl);
+          return body.shards[0].up && body.shards[0].pid !== stuck ? body : null;
+        }, 'a third shard 0 up', 30_000, 100);
+        expect(srv.logs.find((l) => l.msg === 'shard did not start; killing it')).toMatchObject({ shard: 0, pid: stuck });
+        expect(alive(stuck)).toBe(false);
+        expect(h.shards[0].hangs).toBe(1);
+        const c = await TestClient.connect(srv.wsUrl);
+        expect((await c.request({ op: 'ping' })).op).toBe('pong');
+        c.close();
+      } finally {
+        if (alive(stuck)) process.kill(stuck, 'SIGCONT');
+      }
+    } finally {
+      await srv.stop();
+    }
+  }, 60_000);
+
   it('a shard starved in pulses shorter than the bound is not restarted: its output stays capped, drops are counted, its clients see in-order data or a gap, never silence', async () => {
     const srv = await startServer({ env: { ...FEED, WS_SHARD_LIVENESS_MS: '3000' } });
     const load = await heavy(srv, 9);

@@ -37,8 +37,8 @@ describe('processCpuMs', () => {
     const deadline = Date.now() + 5000;
     let x = 0;
     while (processCpuMs(process.pid) === before && Date.now() < deadline) for (let i = 0; i < 1e5; i++) x += Math.sqrt(i);
-    expect(x).toBeGreaterThan(0);
     expect(processCpuMs(process.pid)!).toBeGreaterThan(before!);
+    expect(Number.isFinite(x)).toBe(true); // keeps the loop from being optimised away
   });
 
   it('is null for a process that does not exist', () => {
