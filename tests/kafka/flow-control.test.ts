@@ -59,7 +59,9 @@ describe('adaptive batching on the Kafka path', () => {
 });
 
 describe('Kafka flow control', () => {
-  const CAP = 1 << 20;
+  // 4 MiB, four times a burst: a live shard that falls one burst behind under the suite's load
+  // stays under half its cap (with 1 MiB it did not, twice in a day, and the source paused once).
+  const CAP = 4 << 20;
   const value = JSON.stringify({ pad: 'x'.repeat(4000) });
   const burst = (n: number, from: number) => Array.from({ length: n }, (_, i) => ({ key: `K${(from + i) % 20}`, value }));
 
@@ -95,8 +97,8 @@ describe('Kafka flow control', () => {
     // One hung shard: it is dropped for; the source keeps going.
     process.kill(pids[1], 'SIGSTOP');
     try {
-      for (let r = 0; r < 4; r++) {
-        await produce(testBrokers(), topic, burst(250, sent)); // ~1 MB
+      for (let r = 0; r < 8; r++) {
+        await produce(testBrokers(), topic, burst(250, sent)); // ~1 MB each: twice the stopped shard's cap
         sent += 250;
       }
       await until(async () => (await health()).kafka.records_total === sent, 'all consumed with one shard stopped', 30_000);
@@ -113,7 +115,7 @@ describe('Kafka flow control', () => {
     process.kill(pids[1], 'SIGSTOP');
     let paused = false;
     try {
-      for (let r = 0; r < 40 && !paused; r++) {
+      for (let r = 0; r < 80 && !paused; r++) {
         await produce(testBrokers(), topic, burst(100, sent));
         sent += 100;
         paused = (await health()).kafka.paused === true;
