@@ -10,9 +10,8 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Kafka, logLevel, type Consumer } from 'kafkajs';
 import { bundle } from '../scripts/build.mjs';
-import { startFleet, type Fleet } from '../scripts/local-fleet.mjs';
+import { observeTopic, startFleet, type Fleet } from '../scripts/local-fleet.mjs';
 import { benchCli } from './lib/cli.js';
 import { loadAverage, machine, machineBusy } from './lib/machine.js';
 import { sampleTree } from './lib/proc-tree.js';
@@ -88,10 +87,10 @@ async function main(): Promise<number> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'odin-bench-continuity-'));
   const workers: Worker[] = [];
   let fleet: Fleet | null = null;
-  let observer: Consumer | null = null;
+  let observer: Awaited<ReturnType<typeof observeTopic>> | null = null;
   const cleanup = async () => {
     for (const w of workers) if (w.proc.exitCode === null) w.proc.kill('SIGKILL');
-    await observer?.disconnect().catch(() => {});
+    await observer?.stop();
     await fleet?.stop().catch(() => {});
     fs.rmSync(dir, { recursive: true, force: true });
   };
@@ -118,17 +117,8 @@ async function main(): Promise<number> {
     const node = fleet.nodes[0].name;
     log(`server ${fleet.url}, broker ${fleet.brokers}, topic ${topic}`);
 
-    const truth = new Map<string, string[]>();
-    observer = new Kafka({ clientId: 'bench-continuity-observer', brokers: [fleet.brokers], logLevel: logLevel.NOTHING }).consumer({ groupId: `observer-${randomUUID().slice(0, 8)}` });
-    await observer.connect();
-    await observer.subscribe({ topic, fromBeginning: true });
-    await observer.run({
-      eachMessage: async ({ partition, message }) => {
-        const ch = `trades:${message.key}`;
-        if (!truth.has(ch)) truth.set(ch, []);
-        truth.get(ch)!.push(`p${partition}:${message.offset}`);
-      },
-    });
+    observer = await observeTopic({ brokers: fleet.brokers, topic, clientId: 'bench-continuity-observer', groupId: `observer-${randomUUID().slice(0, 8)}` });
+    const truth = observer.truth;
 
     const channels = Array.from({ length: o.tokens }, (_, i) => `trades:ODIN${i + 1}`);
     const per = Math.ceil(o.clients / o.workers);

@@ -51,6 +51,8 @@ export interface FleetOptions {
 export const STATE_DIR: string;
 export const DEFAULTS: { nodes: number; port: number; shards: number; noticeMs: number; drainTimeoutMs: number; rate: number; tokens: number; check: { interMs: number; fall: number; rise: number }; maxconn: number };
 export function startFleet(opts?: FleetOptions): Promise<Fleet>;
+/** The broker's records of `topic` per channel (`trades:<key>` -> positions in offset order), read directly. */
+export function observeTopic(opts: { brokers: string; topic: string; clientId: string; groupId: string }): Promise<{ truth: Map<string, string[]>; stop(): Promise<void> }>;
 export function haproxyConfig(opts: { bind: { host: string; port: number }; nodes: Array<{ name: string; port: number }>; socket: string; check?: { interMs: number; fall: number; rise: number }; maxconn?: number }): string;
 export function nodeEnv(opts: { brokers: string; topics: string[]; group: string; noticeMs: number; drainTimeoutMs: number; shards: number }): Record<string, string>;
 export function groupName(fleetId: string, node: string): string;
@@ -59,6 +61,5 @@ export function haproxyCommand(socket: string, command: string, timeoutMs?: numb
 export function parseCli(argv: string[]): Record<string, unknown>;
 export function downPlan(dir: string): Array<{ name: string; file: string; marker: string }>;
 export function down(dir?: string, log?: (msg: string) => void): Promise<number>;
-export function isOurs(pid: number, marker: string): boolean;
 export function status(dir: string, log: (msg: string) => void): Promise<number>;
 export function main(argv: string[], opts?: { env?: NodeJS.ProcessEnv }): Promise<number>;

@@ -11,12 +11,14 @@
 //
 // Tests import startFleet() and drive the nodes (drain, restart, SIGKILL) themselves.
 import { $ } from 'zx';
+import { Kafka, logLevel } from 'kafkajs';
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { createTopics, freePort, startBroker, stopPid } from './kafka.mjs';
+import { isOurProcess } from './local.mjs';
 import { UsageError, intFlag, isMain, parseOptions, runMain } from './ops/cli.mjs';
 import { ROOT } from './ops/gcp.mjs';
 
@@ -156,15 +158,25 @@ export function parseCli(argv) {
   };
 }
 
-/** Alive and still running what we started (a recycled pid must never be signalled). */
-export function isOurs(pid, marker) {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(marker);
-  } catch {
-    return false;
-  }
+
+/**
+ * What the broker holds, read directly (not through any server): per channel `trades:<key>`, the
+ * positions `p<partition>:<offset>` in offset order (a channel's records share a partition). The
+ * truth a rehearsal compares its clients with.
+ */
+export async function observeTopic({ brokers, topic, clientId, groupId }) {
+  const truth = new Map();
+  const consumer = new Kafka({ clientId, brokers: [brokers], logLevel: logLevel.NOTHING }).consumer({ groupId });
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: true });
+  await consumer.run({
+    eachMessage: async ({ partition, message }) => {
+      const ch = `trades:${message.key}`;
+      if (!truth.has(ch)) truth.set(ch, []);
+      truth.get(ch).push(`p${partition}:${message.offset}`);
+    },
+  });
+  return { truth, stop: () => consumer.disconnect().catch(() => {}) };
 }
 
 /** Bounded wait for a JSON log line (written after byte `from`) that satisfies `pred`; fails early when `alive` says no. */
@@ -451,7 +463,7 @@ export async function down(dir = STATE_DIR, log = () => {}) {
     } catch {
       continue;
     }
-    if (isOurs(pid, marker)) {
+    if (isOurProcess(pid, marker)) {
       await stopPid(pid, { graceMs: 20_000 });
       log(`stopped ${name} (pid ${pid})`);
       stopped++;
@@ -505,7 +517,7 @@ export async function main(argv, { env = process.env } = {}) {
       return NaN;
     }
   };
-  if (downPlan(dir).some(({ file, marker }) => isOurs(pidIn(file), marker))) {
+  if (downPlan(dir).some(({ file, marker }) => isOurProcess(pidIn(file), marker))) {
     throw new UsageError(`a fleet is already running from ${dir}: \`npm run local:fleet -- down\` first`);
   }
   // A Ctrl-C while it starts: stop whatever already runs (the pid files say what).

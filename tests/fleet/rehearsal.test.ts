@@ -6,10 +6,9 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Kafka, logLevel, type Consumer } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OdinClient } from '../../app/client/index.js';
-import { startFleet, type Fleet } from '../../scripts/local-fleet.mjs';
+import { observeTopic, startFleet, type Fleet } from '../../scripts/local-fleet.mjs';
 import { testBrokers, uniqueName } from '../support/kafka.js';
 import { until } from '../support/server.js';
 
@@ -31,9 +30,9 @@ interface Tracked {
 
 let fleet: Fleet;
 let dir: string;
-let observer: Consumer;
+let observer: Awaited<ReturnType<typeof observeTopic>> | undefined;
 /** What the broker holds, per channel, in offset order (a channel's records share a partition). */
-const truth = new Map<string, string[]>();
+let truth = new Map<string, string[]>();
 const tracked: Tracked[] = [];
 
 beforeAll(async () => {
@@ -50,21 +49,13 @@ beforeAll(async () => {
     tokens: TOKENS.length,
     nodeExtraEnv: { WS_RECONNECT_WINDOW_MS: '2000' },
   });
-  observer = new Kafka({ clientId: 'fleet-observer', brokers: [fleet.brokers], logLevel: logLevel.NOTHING }).consumer({ groupId: uniqueName('observer') });
-  await observer.connect();
-  await observer.subscribe({ topic, fromBeginning: true });
-  await observer.run({
-    eachMessage: async ({ partition, message }) => {
-      const ch = `trades:${message.key}`;
-      if (!truth.has(ch)) truth.set(ch, []);
-      truth.get(ch)!.push(`p${partition}:${message.offset}`);
-    },
-  });
+  observer = await observeTopic({ brokers: fleet.brokers, topic, clientId: 'fleet-observer', groupId: uniqueName('observer') });
+  truth = observer.truth;
 }, 180_000);
 
 afterAll(async () => {
   for (const t of tracked) t.client.close();
-  await observer?.disconnect().catch(() => {});
+  await observer?.stop();
   await fleet?.stop();
   fs.rmSync(dir, { recursive: true, force: true });
 });
