@@ -446,6 +446,8 @@ async function scenarioK3(ctx: Ctx) {
     const overCpu = at ? sampler.between(at.hold.start_ms, at.hold.end_ms, ctx.machine.cores) : null;
     const serverCpuS = (cpu: typeof kneeCpu) => (cpu ? cpu.cpu_s.front + cpu.cpu_s.shards : 0);
     const perCpuS = (st: StepResult | null | undefined, cpu: typeof kneeCpu) => (st && serverCpuS(cpu) > 0 ? Math.round(st.hold.deliveries / serverCpuS(cpu)) : null);
+    // What one delivery costs each side: on a shared box the generator's share is taken from the server.
+    const perDeliveryUs = (st: StepResult, cpuS: number) => (st.hold.deliveries > 0 ? Math.round((cpuS * 1e7) / st.hold.deliveries) / 10 : null);
     const hs = at?.handshake_ms ?? null;
     const admittedP99 = at?.latency_ms.p99 ?? null;
     const loss = at ? at.seq.missing + at.seq.duplicates + at.seq.reordered : null;
@@ -459,7 +461,11 @@ async function scenarioK3(ctx: Ctx) {
       knee: knee
         ? { clients: knee.target, latency_ms: knee.latency_ms, handshake_ms: knee.handshake_ms, deliveries_per_s: knee.hold.deliveries_per_s, deliveries_per_server_cpu_s: perCpuS(knee, kneeCpu), cpu: kneeCpu }
         : null,
-      search_steps: steps.map((s) => ({ target: s.target, passed: s.slo.met, p99: s.latency_ms.p99, refused: s.refused, violations: s.slo.violations })),
+      search_steps: steps.map((s) => {
+        const cpu = sampler.between(s.hold.start_ms, s.hold.end_ms, ctx.machine.cores);
+        const costs = cpu ? { cores: cpu.cores, generator_cpu_us_per_delivery: perDeliveryUs(s, cpu.cpu_s.generator), server_cpu_us_per_delivery: perDeliveryUs(s, serverCpuS(cpu)) } : {};
+        return { target: s.target, passed: s.slo.met, p99: s.latency_ms.p99, refused: s.refused, violations: s.slo.violations, ...costs };
+      }),
       at_1_5x: at
         ? { clients: target, open_at_end: at.open_at_end, handshake_ms: hs, refused: at.refused, rejected_by_reason: at.server?.rejected_by_reason ?? null, admitted_latency_ms: at.latency_ms, seq: at.seq, connect_errors: at.connect_errors, deliveries_per_server_cpu_s: perCpuS(at, overCpu), cpu: overCpu, limited_by: at.limited_by, limited_by_detail: at.limited_by_detail }
         : null,

@@ -8,6 +8,7 @@ import { raiseFdLimit } from './fd-limit.js';
 import { encodeHistogram, newHistogram } from './histogram.js';
 import type { FromWorker, ToWorker, WorkerDelta, WorkerInit } from './ipc.js';
 import { liteConnect, type LiteConnection } from './lite-client.js';
+import { scanEnvelope } from './envelope-scan.js';
 import { checkSeq, emptySeqCounters, type SeqCounters, type SeqPosition } from './seq-tracker.js';
 
 const TICK_MS = 10;
@@ -207,6 +208,8 @@ class Worker {
 
   private onFrame(c: Client, data: Buffer): void {
     this.d.frames++;
+    const one = scanEnvelope(data);
+    if (one) return this.onData(c, one.channel, one.seq, one.ts, one.epoch, Date.now());
     let v: unknown;
     try {
       v = JSON.parse(data.toString('utf8'));
@@ -227,9 +230,13 @@ class Worker {
       this.d.badFrames++;
       return;
     }
+    this.onData(c, msg.channel, msg.seq as number, msg.ts, (msg.epoch as string | undefined) ?? null, now);
+  }
+
+  private onData(c: Client, channel: string, seq: number, ts: number, epoch: string | null, now: number): void {
     this.d.messages++;
-    this.hist.recordValue(Math.max(0, now - msg.ts));
-    checkSeq((c.last ??= new Map()), msg.channel, msg.seq as number, this.seq, (msg.epoch as string | undefined) ?? null);
+    this.hist.recordValue(Math.max(0, now - ts));
+    checkSeq((c.last ??= new Map()), channel, seq, this.seq, epoch);
   }
 
   private onControl(c: Client, m: { op: unknown; code?: unknown }): void {
