@@ -78,6 +78,8 @@ export interface HealthBody {
     crash_looping: boolean;
     heartbeat_rtt_ms: number;
     loop_lag_ms: number;
+    /** p99 age of bus batches when this shard delivered them, over its last second. */
+    delivery_lag_ms: number;
     saturated: boolean;
     bus_batches: number;
     bus_messages: number;

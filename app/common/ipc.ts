@@ -75,7 +75,9 @@ export interface ShardStats {
   relayed: number;
   /** p99 event-loop delay over the last stats interval (ms, beyond the 10 ms sampling period). */
   loopLagMs: number;
-  /** Refusing new upgrades because loopLagMs passed WS_SATURATION_LAG_MS. */
+  /** p99 age of the bus batches when delivered over the last stats interval (ms). */
+  deliveryLagMs: number;
+  /** Refusing new upgrades because loopLagMs or deliveryLagMs passed WS_SATURATION_LAG_MS. */
   saturated: boolean;
   /** Connections the shard ended, by reason (slow, budget, rate_limit, internal_error, ping_timeout, idle). */
   closes: Record<string, number>;
@@ -116,8 +118,15 @@ export function segmentHead(channel: string): Buffer {
   return head;
 }
 
-/** Batch frame: u32 body length, u32 count, f64 flush time (ms since the epoch), then the segments. */
-export function encodeBatch(segments: readonly Buffer[], flushedAtMs = performance.timeOrigin + performance.now()): Buffer {
+/**
+ * The bus's clock: CLOCK_MONOTONIC (libuv's hrtime) in ms, the same for every process on the host
+ * and immune to wall-clock steps. Wall-clock stamps would make a shard started after an NTP step
+ * see every batch as seconds old, and its saturation guard refuse everyone.
+ */
+export const busClockMs = (): number => Number(process.hrtime.bigint()) / 1e6;
+
+/** Batch frame: u32 body length, u32 count, f64 flush time (busClockMs), then the segments. */
+export function encodeBatch(segments: readonly Buffer[], flushedAtMs = busClockMs()): Buffer {
   let len = 12;
   for (const s of segments) len += s.length;
   const out = Buffer.allocUnsafe(4 + len);

@@ -65,6 +65,7 @@ export function buildHealth(h: HealthInputs): HealthBody {
       crash_looping: s.crashLooping,
       heartbeat_rtt_ms: s.beatRttMs,
       loop_lag_ms: round(s.stats?.loopLagMs ?? 0),
+      delivery_lag_ms: round(s.stats?.deliveryLagMs ?? 0),
       saturated: s.stats?.saturated ?? false,
       bus_batches: s.stats?.busBatches ?? 0,
       bus_messages: s.stats?.busMessages ?? 0,

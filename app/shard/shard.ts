@@ -1,7 +1,6 @@
 // A shard process: listens on the public port itself (SO_REUSEPORT), upgrades its clients with
 // `ws` (noServer), fans out the bus batches the front sends it, and reports to the front.
 import net from 'node:net';
-import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { ServerConfig } from '../config/config.js';
@@ -13,6 +12,7 @@ import { createAuthenticator } from '../auth/jwt-auth.js';
 import { ExpirySweep } from '../auth/expiry-sweep.js';
 import { chooseProtocol } from '../protocol/handshake.js';
 import { AdmissionGate } from './admission-gate.js';
+import { SaturationMeter } from './saturation.js';
 import { Client } from './client.js';
 import { ClientEdge } from './client-edge.js';
 import { readFdLimit } from '../common/fd-limit.js';
@@ -23,7 +23,6 @@ import { RecoveryLink } from './recovery-link.js';
 import { PublicListener } from './listener.js';
 
 const STATS_MS = 1000;
-const LOOP_RESOLUTION_MS = 10;
 const ASK_TIMEOUT_MS = 2000;
 /** Descriptors kept free for the shard's own pipes, files and the bus. */
 const FD_HEADROOM = 64;
@@ -77,15 +76,14 @@ class Shard {
   private lastAt = Date.now();
   private cpu = 0;
   private loopLagMs = 0;
-  /** Event-loop delay, for /health, /metrics and the guard (a saturated loop answers late). */
-  private readonly loopDelay = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
-  private readonly saturationLagMs: number;
-  private samples = 0;
+  private deliveryLagMs = 0;
+  /** Loop delay and delivery lag, for /health, /metrics and the guard. */
+  private readonly saturation: SaturationMeter;
 
   constructor(config: ServerConfig, id: number, auth: Authenticator | null) {
     this.log = createLogger(config.logLevel, { role: 'shard', shard: id });
     this.reconnectWindowMs = config.reconnectWindowMs;
-    this.saturationLagMs = config.saturationLagMs;
+    this.saturation = new SaturationMeter(config.saturationLagMs);
     this.registry.setDefaultLabels({ shard: String(id) });
     collectDefaultMetrics({ register: this.registry, prefix: 'odin_ws_' });
     this.metrics = {
@@ -180,7 +178,7 @@ class Shard {
   start(): void {
     this.bus = new net.Socket({ fd: BUS_FD, readable: true, writable: false });
     this.bus.on('data', (chunk: Buffer) => this.decoder.push(chunk, (batch, flushedAt) => this.onBatch(batch, flushedAt)));
-    this.loopDelay.enable();
+    this.saturation.start();
     this.bus.on('error', (err) => this.log.error({ err }, 'bus pipe error'));
     this.statsTimer = setInterval(() => this.sendStats(true), STATS_MS);
     this.clientEdge.start();
@@ -289,7 +287,7 @@ class Shard {
     this.hub.publish(batch);
     const delivered = this.hub.deliveries - before;
     this.metrics.deliveries.inc(delivered);
-    if (delivered) this.metrics.deliveryLatency.observe(Math.max(0, performance.timeOrigin + performance.now() - flushedAt) / 1000);
+    if (delivered) this.metrics.deliveryLatency.observe(this.saturation.delivered(flushedAt) / 1000);
   }
 
   /** `sample`: measure CPU since the previous sample (once a second); else reuse the last figure. */
@@ -301,14 +299,14 @@ class Shard {
       this.cpu = (cpu.user + cpu.system) / 1000 / Math.max(1, elapsed);
       this.lastCpu = process.cpuUsage();
       this.lastAt = now;
-      // The histogram times a timer of LOOP_RESOLUTION_MS: what is beyond that is the delay. A
-      // stall can land in the histogram after this read (timer order), so this timer's own
-      // lateness counts too.
-      this.loopLagMs = Math.max(0, this.loopDelay.percentile(99) / 1e6 - LOOP_RESOLUTION_MS, elapsed - STATS_MS);
-      this.loopDelay.reset();
-      // The first second holds the shard's own start-up (loading, JIT, the first listen): not a
-      // verdict on its load, and a shard must not refuse its first clients for it.
-      if (this.samples++ > 0) this.checkSaturation();
+      const sat = this.saturation.sample(elapsed - STATS_MS);
+      this.loopLagMs = sat.loopLagMs;
+      this.deliveryLagMs = sat.deliveryLagMs;
+      this.gate.saturated = sat.saturated;
+      if (sat.changed) {
+        const fields = { loop_lag_ms: Math.round(sat.loopLagMs), delivery_lag_ms: Math.round(sat.deliveryLagMs), limit_ms: this.saturation.limitMs, saturated: sat.saturated };
+        this.log.warn(fields, sat.saturated ? 'saturated: refusing new upgrades' : 'no longer saturated');
+      }
     }
     const stats: ShardStats = {
       connections: this.clients.size,
@@ -320,6 +318,7 @@ class Shard {
       refused: { ...this.refused },
       relayed: this.relayed,
       loopLagMs: this.loopLagMs,
+      deliveryLagMs: this.deliveryLagMs,
       saturated: this.gate.saturated,
       ...this.clientEdge.stats(),
       rssMb: process.memoryUsage.rss() / 1048576,
@@ -329,26 +328,13 @@ class Shard {
     send({ t: 'stats', stats });
   }
 
-  /**
-   * Admission by measured saturation: a loop this far behind would make a new handshake wait (and
-   * the clients it serves lag), whatever the machine's total CPU says. Cleared below half the
-   * threshold, so the verdict does not flap at the edge.
-   */
-  private checkSaturation(): void {
-    const limit = this.saturationLagMs;
-    const was = this.gate.saturated;
-    const now = limit > 0 && (was ? this.loopLagMs >= limit / 2 : this.loopLagMs > limit);
-    if (now === was) return;
-    this.gate.saturated = now;
-    this.log.warn({ loop_lag_ms: Math.round(this.loopLagMs), limit_ms: limit, saturated: now }, now ? 'saturated: refusing new upgrades' : 'no longer saturated');
-  }
-
   /** Refuse new upgrades, close every client with 1001, leave the port, exit by the deadline. */
   private drain(deadlineMs: number): void {
     if (this.draining) return;
     this.draining = true;
     this.gate.draining = true;
     if (this.statsTimer) clearInterval(this.statsTimer);
+    this.saturation.stop();
     this.clientEdge.stop();
     this.link.stop();
     this.recovery.stop();

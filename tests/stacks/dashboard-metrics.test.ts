@@ -25,6 +25,7 @@ const PENDING_SERVER_METRICS: ReadonlyArray<{ name: string; type: 'gauge' | 'cou
   { name: 'odin_ws_shard_restarts_total', type: 'counter', labels: ['shard', 'cause'] }, // cause = crash|hang
   { name: 'odin_ws_shard_heartbeat_rtt_seconds', type: 'gauge', labels: ['shard'] },
   { name: 'odin_ws_shard_event_loop_lag_seconds', type: 'gauge', labels: ['shard'] }, // p99 of the last interval
+  { name: 'odin_ws_shard_delivery_lag_seconds', type: 'gauge', labels: ['shard'] }, // p99 of the last interval
   { name: 'odin_ws_delivery_latency_seconds', type: 'histogram', labels: [] }, // bus flush -> client write
   { name: 'odin_ws_relays_in_flight', type: 'gauge', labels: ['shard'] },
   { name: 'odin_ws_build_info', type: 'gauge', labels: ['version'] }, // = 1
@@ -125,6 +126,7 @@ describe('dashboard metrics', () => {
     expect(exprOf(/restarts by cause/i)).toMatch(/by \(shard, cause\) \(increase\(odin_ws_shard_restarts_total\[/);
     expect(exprOf(/heartbeat/i)).toMatch(/by \(shard\) \(odin_ws_shard_heartbeat_rtt_seconds\)/);
     expect(exprOf(/event-loop lag/i)).toMatch(/by \(shard\) \(odin_ws_shard_event_loop_lag_seconds\)/);
+    expect(exprOf(/event-loop lag/i)).toMatch(/by \(shard\) \(odin_ws_shard_delivery_lag_seconds\)/);
     expect(exprOf(/bus output buffered/i)).toMatch(/by \(shard\) \(odin_ws_bus_pending_bytes\)/);
     const dropped = exprOf(/bus output dropped/i);
     expect(dropped).toMatch(/by \(shard\) \(rate\(odin_ws_bus_dropped_bytes_total\[/);
