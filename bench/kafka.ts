@@ -19,7 +19,7 @@ import { createTopics, startBroker, type Broker } from '../scripts/kafka.mjs';
 import { parseChannelSpec } from '../app/loadtest/channels.js';
 import { runLoadtest, ROOT } from './lib/loadtest-proc.js';
 import { startServerProc, type ServerProc } from './lib/server-proc.js';
-import { BusLatencyScraper } from './kafka-lib/bus-latency.js';
+import { BUS_LATENCY, BusLatencyScraper, DELIVERY_LATENCY } from './kafka-lib/bus-latency.js';
 import { baselineConsume } from './kafka-lib/baseline-consumer.js';
 import { cleanupAll, installSignalCleanup, onCleanup } from './kafka-lib/cleanup.js';
 import { summarizeProfile } from './kafka-lib/cpu-profile.js';
@@ -429,6 +429,8 @@ async function scenarioK3(ctx: Ctx) {
   const srv = await startServer(ctx, Object.values(topics), `bench-k3-${randomUUID().slice(0, 8)}`, [], { WS_SATURATION_LAG_MS: String(o.k3SaturationMs) });
   await waitHealth(srv.healthUrl, (h) => !!h.kafka?.connected, 'the server consumer to join its group', 60_000);
   const sampler = new RoleSampler({ broker: () => broker.pid, server: () => srv.pid }).start();
+  const stages = new BusLatencyScraper(srv.healthUrl.replace(/\/health$/, '/metrics'), [BUS_LATENCY, DELIVERY_LATENCY]).start();
+  onCleanup('K3 latency scraper', () => stages.stop());
   const producer = new PacedProducer(broker.brokers, new RecordSource(topics, tokens, o.valueBytes), K3_RATE);
   onCleanup('paced producer', () => producer.stop());
   await producer.start();
@@ -453,6 +455,14 @@ async function scenarioK3(ctx: Ctx) {
     const perCpuS = (st: StepResult | null | undefined, cpu: typeof kneeCpu) => (st && serverCpuS(cpu) > 0 ? Math.round(st.hold.deliveries / serverCpuS(cpu)) : null);
     // What one delivery costs each side: on a shared box the generator's share is taken from the server.
     const perDeliveryUs = (st: StepResult, cpuS: number) => (st.hold.deliveries > 0 ? Math.round((cpuS * 1e7) / st.hold.deliveries) / 10 : null);
+    await stages.stop();
+    // Where a step's latency is spent on the server's side (bucket bounds); the rest of the
+    // client's figure is the kernel and the generator.
+    const stage = (st: StepResult, metric: string) => {
+      const b = stages.between(st.hold.start_ms, st.hold.end_ms, metric);
+      return b && { count: b.count, p50: b.p50, p99: b.p99 };
+    };
+    const split = (st: StepResult | null | undefined) => (st ? { record_ts_to_bus: stage(st, BUS_LATENCY), bus_to_client_write: stage(st, DELIVERY_LATENCY) } : null);
     const hs = at?.handshake_ms ?? null;
     const admittedP99 = at?.latency_ms.p99 ?? null;
     const loss = at ? at.seq.missing + at.seq.duplicates + at.seq.reordered : null;
@@ -464,7 +474,7 @@ async function scenarioK3(ctx: Ctx) {
       machine_busy_before: busyBefore,
       params: { rate: K3_RATE, channels: 10, per_channel_msg_s: 10, value_bytes: o.valueBytes, shards: o.shards, search: o.k3Search, saturation_lag_ms: o.k3SaturationMs, hold_s: o.hold, workers: o.workers, generator: 'same machine', server: o.server === OWN_SERVER ? 'this checkout' : o.server },
       knee: knee
-        ? { clients: knee.target, latency_ms: knee.latency_ms, handshake_ms: knee.handshake_ms, deliveries_per_s: knee.hold.deliveries_per_s, deliveries_per_server_cpu_s: perCpuS(knee, kneeCpu), cpu: kneeCpu }
+        ? { clients: knee.target, latency_ms: knee.latency_ms, handshake_ms: knee.handshake_ms, deliveries_per_s: knee.hold.deliveries_per_s, deliveries_per_server_cpu_s: perCpuS(knee, kneeCpu), server_stages: split(knee), cpu: kneeCpu }
         : null,
       search_steps: steps.map((s) => {
         const cpu = sampler.between(s.hold.start_ms, s.hold.end_ms, ctx.machine.cores);
@@ -472,7 +482,7 @@ async function scenarioK3(ctx: Ctx) {
         return { target: s.target, passed: s.slo.met, p99: s.latency_ms.p99, refused: s.refused, violations: s.slo.violations, ...costs };
       }),
       at_1_5x: at
-        ? { clients: target, open_at_end: at.open_at_end, handshake_ms: hs, refused: at.refused, rejected_by_reason: at.server?.rejected_by_reason ?? null, admitted_latency_ms: at.latency_ms, seq: at.seq, connect_errors: at.connect_errors, deliveries_per_server_cpu_s: perCpuS(at, overCpu), cpu: overCpu, limited_by: at.limited_by, limited_by_detail: at.limited_by_detail }
+        ? { clients: target, open_at_end: at.open_at_end, handshake_ms: hs, refused: at.refused, rejected_by_reason: at.server?.rejected_by_reason ?? null, admitted_latency_ms: at.latency_ms, seq: at.seq, connect_errors: at.connect_errors, deliveries_per_server_cpu_s: perCpuS(at, overCpu), server_stages: split(at), cpu: overCpu, limited_by: at.limited_by, limited_by_detail: at.limited_by_detail }
         : null,
       targets: {
         handshake_p99_ms: { required_max: 1000, measured: hs?.p99 ?? null, met: hs?.p99 != null && hs.p99 <= 1000 },

@@ -8,6 +8,10 @@ export interface ShardSample {
   cpu: number | null;
   rss_mb: number | null;
   up: boolean | null;
+  /** The shard's saturation inputs and verdict (null from servers that report none). */
+  loop_lag_ms: number | null;
+  delivery_lag_ms: number | null;
+  saturated: boolean | null;
 }
 
 export interface HealthSample {
@@ -38,7 +42,7 @@ export function parseHealth(body: unknown, status: number, at: number): HealthSa
   if (Array.isArray(b.shards)) {
     for (const s of b.shards as Array<Record<string, unknown>>) {
       if (!s || typeof s !== 'object' || num(s.id) === null || num(s.connections) === null) continue;
-      shards.push({ id: s.id as number, connections: s.connections as number, cpu: num(s.cpu), rss_mb: num(s.rss_mb), up: typeof s.up === 'boolean' ? s.up : null });
+      shards.push({ id: s.id as number, connections: s.connections as number, cpu: num(s.cpu), rss_mb: num(s.rss_mb), up: typeof s.up === 'boolean' ? s.up : null, loop_lag_ms: num(s.loop_lag_ms), delivery_lag_ms: num(s.delivery_lag_ms), saturated: typeof s.saturated === 'boolean' ? s.saturated : null });
     }
   }
   return {

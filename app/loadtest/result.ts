@@ -32,6 +32,10 @@ export interface TimelineRow {
   server_rejected: number | null;
   server_cpu: number | null;
   server_memory_mb: number | null;
+  /** Worst shard's loop delay and delivery lag (ms) and how many shards refuse as saturated. */
+  server_loop_lag_ms: number | null;
+  server_delivery_lag_ms: number | null;
+  saturated_shards: number | null;
   generator_cpu: number;
   /** Worst worker event-loop delay p99 in the row (ms): generator-side share of latency. */
   generator_lag_ms: number;

@@ -16,6 +16,12 @@ export type { LoadtestResult, Progress, TimelineRow };
 
 export class RunError extends Error {}
 
+/** The largest reported value, or null when no shard reports it. */
+const worst = (xs: ReadonlyArray<number | null> | undefined): number | null => {
+  const vs = (xs ?? []).filter((x): x is number => x !== null);
+  return vs.length ? Math.max(...vs) : null;
+};
+
 const sleep = (ms: number, signal: AbortSignal) =>
   new Promise<void>((resolve) => {
     if (signal.aborted) return resolve();
@@ -106,6 +112,9 @@ export async function runLoadtest(cfg: LoadtestConfig, deps: { bundlePath: strin
         server_rejected: h?.rejected != null ? h.rejected - (before?.rejected ?? 0) : null,
         server_cpu: h?.cpu ?? null,
         server_memory_mb: h?.memory_mb ?? null,
+        server_loop_lag_ms: worst(h?.shards.map((x) => x.loop_lag_ms)),
+        server_delivery_lag_ms: worst(h?.shards.map((x) => x.delivery_lag_ms)),
+        saturated_shards: h?.shards.some((x) => x.saturated !== null) ? h.shards.filter((x) => x.saturated).length : null,
         generator_cpu: Math.round(((w.cpuUs.reduce((a, x) => a + (x ?? 0), 0) + cpu.user + cpu.system) / 1e6 / s) * 100) / 100,
         generator_lag_ms: w.loopDelayMaxMs,
         machine_busy: machineCpu.sample(),

@@ -1,19 +1,24 @@
-// The server's own `odin_ws_bus_latency_seconds` histogram (record ts -> accepted by the bus),
-// scraped from /metrics every second, so K2 can split publish-to-client latency into the Kafka part
-// (producer, broker, consumer, micro-batcher) and the fan-out part (bus -> shard -> client).
-const METRIC = 'odin_ws_bus_latency_seconds_bucket';
+// The server's own latency histograms, scraped from /metrics every second, so K2 and K3 can split
+// publish-to-client latency: `odin_ws_bus_latency_seconds` (record ts -> accepted by the bus: the
+// producer, broker, consumer and micro-batcher) and `odin_ws_delivery_latency_seconds` (bus flush ->
+// written to the clients by a shard); what is left of the client's figure is the kernel and the
+// generator.
+export const BUS_LATENCY = 'odin_ws_bus_latency_seconds';
+export const DELIVERY_LATENCY = 'odin_ws_delivery_latency_seconds';
 
 interface Scrape {
   at: number;
-  buckets: Map<string, number>; // le -> cumulative count
+  byMetric: Map<string, Map<string, number>>; // metric -> le -> cumulative count
 }
 
-export function parseBuckets(text: string): Map<string, number> {
+/** Cumulative bucket counts of one histogram, summed over its label sets (e.g. shards). */
+export function parseBuckets(text: string, metric = BUS_LATENCY): Map<string, number> {
   const out = new Map<string, number>();
+  const prefix = `${metric}_bucket`;
   for (const line of text.split('\n')) {
-    if (!line.startsWith(METRIC)) continue;
-    const m = /le="([^"]+)"\}\s+([0-9.e+]+)/.exec(line);
-    if (m) out.set(m[1], Number(m[2]));
+    if (!line.startsWith(prefix)) continue;
+    const m = /le="([^"]+)"[^}]*\}\s+([0-9.e+]+)/.exec(line);
+    if (m) out.set(m[1], (out.get(m[1]) ?? 0) + Number(m[2]));
   }
   return out;
 }
@@ -23,7 +28,10 @@ export class BusLatencyScraper {
   private timer: NodeJS.Timeout | null = null;
   errors = 0;
 
-  constructor(private readonly metricsUrl: string) {}
+  constructor(
+    private readonly metricsUrl: string,
+    private readonly metrics: readonly string[] = [BUS_LATENCY],
+  ) {}
 
   start(): this {
     void this.scrape();
@@ -40,21 +48,24 @@ export class BusLatencyScraper {
   private async scrape() {
     try {
       const res = await fetch(this.metricsUrl, { signal: AbortSignal.timeout(2_000) });
-      const buckets = parseBuckets(await res.text());
-      if (buckets.size) this.scrapes.push({ at: Date.now(), buckets });
+      const text = await res.text();
+      const byMetric = new Map(this.metrics.map((m) => [m, parseBuckets(text, m)]));
+      if ([...byMetric.values()].some((b) => b.size)) this.scrapes.push({ at: Date.now(), byMetric });
     } catch {
       this.errors++;
     }
   }
 
   /** Bucket counts between the scrapes bracketing [from, to], and the bucket bound holding p50/p99. */
-  between(from: number, to: number) {
+  between(from: number, to: number, metric = BUS_LATENCY) {
     const s = this.scrapes;
     const a = [...s].reverse().find((x) => x.at <= from) ?? s[0];
     const b = s.find((x) => x.at >= to) ?? s[s.length - 1];
     if (!a || !b || b === a) return null;
-    const les = [...b.buckets.keys()];
-    const delta = les.map((le) => ({ le, n: (b.buckets.get(le) ?? 0) - (a.buckets.get(le) ?? 0) }));
+    const ab = a.byMetric.get(metric) ?? new Map<string, number>();
+    const bb = b.byMetric.get(metric) ?? new Map<string, number>();
+    const les = [...bb.keys()];
+    const delta = les.map((le) => ({ le, n: (bb.get(le) ?? 0) - (ab.get(le) ?? 0) }));
     const count = delta.find((d) => d.le === '+Inf')?.n ?? 0;
     const bound = (q: number) => {
       const hit = delta.find((d) => d.n >= q * count);

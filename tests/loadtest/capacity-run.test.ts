@@ -47,6 +47,14 @@ describe('loadtest against the real server', () => {
     expect(r.shard_spread).toBe(Math.max(...r.shards_end.map((s: { connections: number }) => s.connections)) - Math.min(...r.shards_end.map((s: { connections: number }) => s.connections)));
     expect(r.generator.source_ips.count).toBeGreaterThan(1);
     expect(r.timeline.length).toBeGreaterThan(0);
+    // The shards' saturation inputs ride along (the harness turns the verdict off: none saturated).
+    const sampled = r.timeline.filter((row: { server_connections: number | null }) => row.server_connections !== null);
+    expect(sampled.length).toBeGreaterThan(0);
+    for (const row of sampled) {
+      expect(typeof row.server_loop_lag_ms, JSON.stringify(row)).toBe('number');
+      expect(typeof row.server_delivery_lag_ms, JSON.stringify(row)).toBe('number');
+      expect(row.saturated_shards).toBe(0);
+    }
     expect(typeof r.limited_by).toBe('string');
 
     const html = readFileSync(r.files.report_html, 'utf8');
