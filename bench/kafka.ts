@@ -5,7 +5,8 @@
 //   K2  publish-to-client latency with 1,000 clients while publishing at half of K1's rate
 //   K3  overload: every client on 10 channels x 10 msg/s from a paced producer (records spread
 //       in time), the knee searched (largest step within p99 100 ms), then a step at 1.5x the
-//       knee: handshake p99 (refusals included), refusals, the admitted clients' p99, loss
+//       knee with refused clients retrying after Retry-After: handshake p99 (refusals and retries
+//       included), refusals, the admitted clients' p99, loss
 // Every process it starts (broker JVM, server, shards, generator) is stopped at the end, also on
 // error, SIGINT or SIGTERM; the broker's data lives in a temp dir that is removed.
 import type { StepResult } from '../app/loadtest/step.js';
@@ -447,7 +448,8 @@ async function scenarioK3(ctx: Ctx) {
     const knee = good.length ? good[good.length - 1] : null;
     const target = Math.round(1.5 * (knee?.target ?? start));
     log(`K3: knee ${knee?.target ?? 'none'}; step at ${target}`);
-    over = await runLoadtest([...common, '--target', String(target), '--out', path.join(o.out, 'K3-over')], 300_000);
+    // Past capacity real clients come back after Retry-After: the step measures what they get.
+    over = await runLoadtest([...common, '--target', String(target), '--retry-refused', '--out', path.join(o.out, 'K3-over')], 300_000);
     const at = over.result.steps?.[0];
     const kneeCpu = knee ? sampler.between(knee.hold.start_ms, knee.hold.end_ms, ctx.machine.cores) : null;
     const overCpu = at ? sampler.between(at.hold.start_ms, at.hold.end_ms, ctx.machine.cores) : null;
@@ -482,7 +484,7 @@ async function scenarioK3(ctx: Ctx) {
         return { target: s.target, passed: s.slo.met, p99: s.latency_ms.p99, refused: s.refused, violations: s.slo.violations, ...costs };
       }),
       at_1_5x: at
-        ? { clients: target, open_at_end: at.open_at_end, handshake_ms: hs, refused: at.refused, rejected_by_reason: at.server?.rejected_by_reason ?? null, admitted_latency_ms: at.latency_ms, seq: at.seq, connect_errors: at.connect_errors, deliveries_per_server_cpu_s: perCpuS(at, overCpu), server_stages: split(at), cpu: overCpu, limited_by: at.limited_by, limited_by_detail: at.limited_by_detail }
+        ? { clients: target, open_at_end: at.open_at_end, handshake_ms: hs, refused: at.refused, retries: at.retries, rejected_by_reason: at.server?.rejected_by_reason ?? null, admitted_latency_ms: at.latency_ms, seq: at.seq, connect_errors: at.connect_errors, deliveries_per_server_cpu_s: perCpuS(at, overCpu), server_stages: split(at), cpu: overCpu, limited_by: at.limited_by, limited_by_detail: at.limited_by_detail }
         : null,
       targets: {
         handshake_p99_ms: { required_max: 1000, measured: hs?.p99 ?? null, met: hs?.p99 != null && hs.p99 <= 1000 },

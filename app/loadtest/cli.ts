@@ -28,6 +28,7 @@ export interface LoadtestConfig {
   readonly sloP99Ms: number;
   readonly handshakeTimeoutMs: number;
   readonly maxInFlight: number;
+  readonly retryRefused: boolean;
   readonly client: 'ws' | 'lite';
   readonly progress: boolean;
   readonly local: boolean;
@@ -58,6 +59,9 @@ export const USAGE = `usage: loadtest (--target N | --search) [options]
   --slo-p99-ms N         latency SLO (default 100)
   --handshake-timeout-ms N  per connection (default 10000)
   --max-in-flight N      handshakes in flight per worker (default 200)
+  --retry-refused        a client refused with 503 tries again after its Retry-After (plus up to
+                         50% jitter), as the official client does, until the run ends; a step's
+                         ramp ends on first attempts, its hold then shows what retrying clients get
   --client ws|lite       client implementation: ws (the ws library, protocol v1) or lite
                          (handshake and pings only, about half the CPU per connection; idle clients only)
                          (default lite with --channels none on ws://, ws otherwise)
@@ -83,6 +87,7 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
     out: { type: 'string' },
     json: { type: 'boolean' },
     'no-progress': { type: 'boolean' },
+    'retry-refused': { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
     ...Object.fromEntries([...INT_FLAGS, ...NUM_FLAGS].map((f) => [f, { type: 'string' }])),
   } as const;
@@ -208,6 +213,7 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
     sloP99Ms,
     handshakeTimeoutMs,
     maxInFlight,
+    retryRefused: !!v['retry-refused'],
     client,
     progress: isTTY && !env.CI && !v['no-progress'],
     local,

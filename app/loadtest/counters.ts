@@ -8,6 +8,7 @@ const addRec = (into: Record<string, number>, from: Record<string, number>) => {
 
 export class Counters {
   attempted = 0;
+  retries = 0;
   opened = 0;
   refused = 0;
   connectErrors: Record<string, number> = {};
@@ -36,6 +37,7 @@ export class Counters {
 
   add(worker: number, d: WorkerDelta, decoded: Histogram | null, handshakes: Histogram | null = null): void {
     this.attempted += d.attempted;
+    this.retries += d.retries ?? 0;
     this.opened += d.opened;
     this.refused += d.refused;
     addRec(this.connectErrors, d.connectErrors);

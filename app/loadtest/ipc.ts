@@ -13,6 +13,8 @@ export interface WorkerInit {
   readonly client: 'ws' | 'lite';
   readonly handshakeTimeoutMs: number;
   readonly maxInFlight: number;
+  /** A client refused with 503 tries again after its Retry-After (see cli --retry-refused). */
+  readonly retryRefused: boolean;
   readonly maxSockets: number;
   /** Epoch ms after which the worker exits on its own even if the coordinator is stuck. */
   readonly hardDeadlineMs: number;
@@ -28,6 +30,8 @@ export type ToWorker =
 /** Counters are deltas since the worker's previous report. */
 export interface WorkerDelta {
   attempted: number;
+  /** Handshakes retried after a 503 (not counted in attempted: the same client again). */
+  retries: number;
   opened: number;
   refused: number;
   connectErrors: Record<string, number>;

@@ -138,6 +138,7 @@ export async function runLoadtest(cfg: LoadtestConfig, deps: { bundlePath: strin
       client: cfg.client,
       handshakeTimeoutMs: cfg.handshakeTimeoutMs,
       maxInFlight: cfg.maxInFlight,
+      retryRefused: cfg.retryRefused,
       maxSockets: cfg.perWorkerMax,
       hardDeadlineMs: startedAt + cfg.deadlineS * 1000 + 30_000,
     }));

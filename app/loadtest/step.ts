@@ -24,6 +24,8 @@ export interface StepResult {
   handshake_ms: LatencySummary;
   seq: { gaps: number; missing: number; duplicates: number; reordered: number; epoch_changes: number };
   refused: number;
+  /** Handshakes that were a refused client trying again (--retry-refused); each is also timed. */
+  retries: number;
   retry_after: string | null;
   connect_errors: Record<string, number>;
   closed_by_server: Record<string, number>;
@@ -177,6 +179,7 @@ export function evaluateStep(x: StepInput): StepResult {
     handshake_ms: handshakeSummary(ramp.handshake, hold.handshake),
     seq,
     refused,
+    retries: ramp.retries + hold.retries,
     retry_after: hold.retryAfter ?? ramp.retryAfter,
     connect_errors: connectErrors,
     closed_by_server: closed,

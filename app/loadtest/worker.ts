@@ -54,6 +54,7 @@ class Worker {
   private readonly clients = new Set<Client>();
   /** Lite handshakes in flight, swept for the handshake timeout on every tick. */
   private readonly pendingLite = new Set<LiteConnection>();
+  private readonly retryTimers = new Set<NodeJS.Timeout>();
   private readonly url: URL;
   private readonly hist = newHistogram();
   private readonly handshakes = newHistogram();
@@ -88,7 +89,7 @@ class Worker {
   }
 
   private static zero() {
-    return { attempted: 0, opened: 0, refused: 0, connectErrors: {}, closedByServer: {}, frames: 0, messages: 0, badFrames: 0, subscribeAcks: 0, subscribeErrors: {}, retryAfter: null as string | null };
+    return { attempted: 0, retries: 0, opened: 0, refused: 0, connectErrors: {}, closedByServer: {}, frames: 0, messages: 0, badFrames: 0, subscribeAcks: 0, subscribeErrors: {}, retryAfter: null as string | null };
   }
 
   ramp(total: number, rate: number): void {
@@ -112,12 +113,29 @@ class Worker {
   private connect(): void {
     const local = this.attemptedTotal++;
     this.d.attempted++;
-    this.inFlight++;
     // Global index interleaves workers so source IPs and random channel picks spread evenly.
-    const index = local * this.init.workers + this.init.index;
+    this.dial(local * this.init.workers + this.init.index);
+  }
+
+  /** With --retry-refused, a refused client comes back after the server's Retry-After, spread by jitter as real clients are. */
+  private retryLater(index: number, retryAfter: string | null): void {
+    if (!this.init.retryRefused || this.stopping) return;
+    const s = Number(retryAfter);
+    const baseMs = retryAfter !== null && Number.isFinite(s) && s >= 0 ? s * 1000 : 1000;
+    const t = setTimeout(() => {
+      this.retryTimers.delete(t);
+      if (this.stopping) return;
+      this.d.retries++;
+      this.dial(index);
+    }, baseMs * (1 + Math.random() * 0.5));
+    this.retryTimers.add(t);
+  }
+
+  private dial(index: number): void {
+    this.inFlight++;
     const ips = this.init.sourceIps;
     const localAddress = ips.length ? ips[index % ips.length] : undefined;
-    if (this.init.client === 'lite') return this.connectLite(localAddress);
+    if (this.init.client === 'lite') return this.connectLite(index, localAddress);
     const ws = new WebSocket(this.init.url, {
       perMessageDeflate: false,
       handshakeTimeout: this.init.handshakeTimeoutMs,
@@ -132,6 +150,7 @@ class Worker {
         this.d.refused++;
         const ra = res.headers['retry-after'];
         if (ra !== undefined) this.d.retryAfter = String(ra);
+        this.retryLater(index, ra === undefined ? null : String(ra));
       } else bump(this.d.connectErrors, `HTTP_${res.statusCode}`);
       res.resume();
       req.destroy();
@@ -162,7 +181,7 @@ class Worker {
   }
 
   /** Idle clients (--channels none) on the handshake-only client: no subscription, no data. */
-  private connectLite(localAddress: string | undefined): void {
+  private connectLite(index: number, localAddress: string | undefined): void {
     const c: Client = { kill: () => conn.destroy(), channels: [], last: null, settled: false, startedAt: performance.now(), open: false, subscribed: false };
     const conn = liteConnect(this.url, localAddress, this.family, {
       open: () => {
@@ -178,6 +197,7 @@ class Worker {
         if (status === 503) {
           this.d.refused++;
           if (retryAfter !== null) this.d.retryAfter = retryAfter;
+          this.retryLater(index, retryAfter);
         } else bump(this.d.connectErrors, `HTTP_${status}`);
       },
       error: (code) => {
@@ -277,6 +297,8 @@ class Worker {
   stop(): void {
     this.stopping = true;
     clearInterval(this.timer);
+    for (const t of this.retryTimers) clearTimeout(t);
+    this.retryTimers.clear();
     for (const c of this.clients) c.kill();
     this.clients.clear();
   }

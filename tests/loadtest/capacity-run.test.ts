@@ -86,5 +86,22 @@ describe('loadtest against the real server', () => {
     expect(r.limited_by_detail).toMatch(/max_connections=30/);
     expect(r.steps[0].server.rejected_by_reason.max_connections).toBe(30);
     expect(r.config.client).toBe(client);
+    expect(r.steps[0].retries).toBe(0);
+  });
+
+  // Refused clients come back after Retry-After (1 s here) while the hold lasts, as real ones do:
+  // each return is one more timed handshake and, the server still full, one more refusal.
+  it.each(['lite', 'ws'])('--retry-refused: refused clients retry after Retry-After, counted apart from new clients (%s client)', async (client) => {
+    srv = await startServer({ env: { WS_SHARDS: '2', WS_MAX_CONNECTIONS: '50', WS_CPU_LIMIT: '64', WS_RETRY_AFTER_S: '1' } });
+    const run = await runLoadtestCli(['--url', srv.wsUrl, '--target', '60', '--hold', '4', '--channels', 'none', '--client', client, '--retry-refused', '--out', tempOut(), '--json']);
+    expect(run.code, run.stderr).toBe(0);
+    const r = run.result;
+    const st = r.steps[0];
+    expect(r.connections).toMatchObject({ attempted: 60, opened: 50, connect_errors: {} });
+    expect(st.retries).toBeGreaterThanOrEqual(10); // every refused client came back at least once
+    // Each retry is refused again; one dialled just before a window boundary counts on either side.
+    expect(Math.abs(st.refused - 10 - st.retries)).toBeLessThanOrEqual(1);
+    expect(st.handshake_ms.count).toBeGreaterThanOrEqual(60 + st.retries - 10); // a retry still in flight at the end is not timed
+    expect(st.server.rejected_by_reason.max_connections).toBe(st.refused);
   });
 });
