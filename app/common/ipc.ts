@@ -73,9 +73,9 @@ export interface ShardStats {
   refused: Record<string, number>;
   /** Connections this shard passed to another one for balance. */
   relayed: number;
-  /** p99 event-loop delay over the last stats interval (ms, beyond the 10 ms sampling period). */
+  /** Worst quarter-second p99 event-loop delay in the last stats interval (ms, beyond the 10 ms sampling period). */
   loopLagMs: number;
-  /** p99 age of the bus batches when delivered over the last stats interval (ms). */
+  /** Worst quarter-second p99 age of the bus batches when delivered, in the last stats interval (ms). */
   deliveryLagMs: number;
   /** Refusing new upgrades because loopLagMs or deliveryLagMs passed WS_SATURATION_LAG_MS. */
   saturated: boolean;

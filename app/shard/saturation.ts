@@ -3,7 +3,7 @@
 // to its clients. A shard that has more fan-out than CPU keeps its loop turning (each turn is one
 // batch) while batches queue in the pipe behind it: its loop delay stays under a limit while its
 // clients' latency climbs by seconds (measured at 1.5x the knee), and only the delivery lag shows
-// that. Either one past the limit refuses new upgrades; both under half of it admit again.
+// that. Either one past the limit refuses new upgrades; both under half of it for a second admit again.
 import { createHistogram, monitorEventLoopDelay } from 'node:perf_hooks';
 import { busClockMs } from '../common/ipc.js';
 
@@ -19,14 +19,35 @@ export interface SaturationSample {
   readonly changed: boolean;
 }
 
+export interface SaturationTiming {
+  /** Samples at start-up that are not judged (the shard's own loading, JIT and first listen). */
+  readonly warmupSamples: number;
+  /** Consecutive samples under half the limit that clear the verdict. */
+  readonly clearSamples: number;
+}
+
+/**
+ * Judged every quarter second (the shard's verdict timer): a ramp at 1,000 new connections a
+ * second admitted hundreds past the knee within the one-second samples this replaced, before the
+ * verdict could turn. Clearing takes a full second under half the limit, so it does not flap.
+ */
+export const VERDICT_MS = 250;
+const DEFAULT_TIMING: SaturationTiming = { warmupSamples: 4, clearSamples: 4 };
+
 export class SaturationMeter {
   private readonly loopDelay = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
   private readonly delivery = createHistogram();
   private samples = 0;
+  private calm = 0;
+  private worstLoop = 0;
+  private worstDelivery = 0;
   saturated = false;
 
   /** `limitMs` 0 = never saturated (the signals are still measured). */
-  constructor(readonly limitMs: number) {}
+  constructor(
+    readonly limitMs: number,
+    private readonly timing: SaturationTiming = DEFAULT_TIMING,
+  ) {}
 
   start(): void {
     this.loopDelay.enable();
@@ -45,23 +66,37 @@ export class SaturationMeter {
   }
 
   /**
-   * Reads and resets both signals; `lateMs` is how late this sample's own timer fired (a stall
-   * longer than the interval lands in the histogram only after the read). The first sample holds
-   * the shard's own start-up (loading, JIT, the first listen) and is not judged.
+   * Reads and resets both signals and judges them; `lateMs` is how late this sample's own timer
+   * fired (a stall longer than the interval lands in the histogram only after the read).
    */
   sample(lateMs: number): SaturationSample {
     const loopLagMs = Math.max(0, this.loopDelay.percentile(99) / 1e6 - LOOP_RESOLUTION_MS, lateMs);
     const deliveryLagMs = this.delivery.count ? this.delivery.percentile(99) / 1000 : 0;
     this.loopDelay.reset();
     this.delivery.reset();
+    this.worstLoop = Math.max(this.worstLoop, loopLagMs);
+    this.worstDelivery = Math.max(this.worstDelivery, deliveryLagMs);
     const was = this.saturated;
-    if (this.samples++ > 0) this.saturated = this.judge(Math.max(loopLagMs, deliveryLagMs), was);
+    if (this.samples++ >= this.timing.warmupSamples) this.judge(Math.max(loopLagMs, deliveryLagMs));
     return { loopLagMs, deliveryLagMs, saturated: this.saturated, changed: this.saturated !== was };
   }
 
-  /** Tripped past the limit, cleared under half of it, so the verdict does not flap at the edge. */
-  private judge(lagMs: number, was: boolean): boolean {
+  /** The worst sample of each signal since the last call (for /health and /metrics); resets. */
+  report(): { loopLagMs: number; deliveryLagMs: number } {
+    const r = { loopLagMs: this.worstLoop, deliveryLagMs: this.worstDelivery };
+    this.worstLoop = this.worstDelivery = 0;
+    return r;
+  }
+
+  private judge(lagMs: number): void {
     const limit = this.limitMs;
-    return limit > 0 && (was ? lagMs >= limit / 2 : lagMs > limit);
+    if (limit <= 0) return;
+    if (lagMs > limit) {
+      this.saturated = true;
+      this.calm = 0;
+    } else if (this.saturated) {
+      this.calm = lagMs < limit / 2 ? this.calm + 1 : 0;
+      if (this.calm >= this.timing.clearSamples) this.saturated = false;
+    }
   }
 }

@@ -12,7 +12,7 @@ import { createAuthenticator } from '../auth/jwt-auth.js';
 import { ExpirySweep } from '../auth/expiry-sweep.js';
 import { chooseProtocol } from '../protocol/handshake.js';
 import { AdmissionGate } from './admission-gate.js';
-import { SaturationMeter } from './saturation.js';
+import { SaturationMeter, VERDICT_MS } from './saturation.js';
 import { Client } from './client.js';
 import { ClientEdge } from './client-edge.js';
 import { readFdLimit } from '../common/fd-limit.js';
@@ -66,6 +66,7 @@ class Shard {
   private readonly clientEdge: ClientEdge;
   private bus: net.Socket | null = null;
   private statsTimer: NodeJS.Timeout | null = null;
+  private verdictTimer: NodeJS.Timeout | null = null;
   private nextAsk = 1;
   private slowConsumers = 0;
   private busBatches = 0;
@@ -181,6 +182,12 @@ class Shard {
     this.saturation.start();
     this.bus.on('error', (err) => this.log.error({ err }, 'bus pipe error'));
     this.statsTimer = setInterval(() => this.sendStats(true), STATS_MS);
+    let verdictAt = Date.now();
+    this.verdictTimer = setInterval(() => {
+      const now = Date.now();
+      this.judgeSaturation(now - verdictAt - VERDICT_MS);
+      verdictAt = now;
+    }, VERDICT_MS);
     this.clientEdge.start();
     process.on('message', (msg: ToShard, handle?: unknown) => this.onMessage(msg, handle));
     process.on('disconnect', () => this.drain(Date.now() + ORPHAN_DRAIN_MS));
@@ -290,6 +297,14 @@ class Shard {
     if (delivered) this.metrics.deliveryLatency.observe(this.saturation.delivered(flushedAt) / 1000);
   }
 
+  private judgeSaturation(lateMs: number): void {
+    const sat = this.saturation.sample(lateMs);
+    this.gate.saturated = sat.saturated;
+    if (!sat.changed) return;
+    const fields = { loop_lag_ms: Math.round(sat.loopLagMs), delivery_lag_ms: Math.round(sat.deliveryLagMs), limit_ms: this.saturation.limitMs, saturated: sat.saturated };
+    this.log.warn(fields, sat.saturated ? 'saturated: refusing new upgrades' : 'no longer saturated');
+  }
+
   /** `sample`: measure CPU since the previous sample (once a second); else reuse the last figure. */
   private sendStats(sample: boolean): void {
     if (sample) {
@@ -299,14 +314,7 @@ class Shard {
       this.cpu = (cpu.user + cpu.system) / 1000 / Math.max(1, elapsed);
       this.lastCpu = process.cpuUsage();
       this.lastAt = now;
-      const sat = this.saturation.sample(elapsed - STATS_MS);
-      this.loopLagMs = sat.loopLagMs;
-      this.deliveryLagMs = sat.deliveryLagMs;
-      this.gate.saturated = sat.saturated;
-      if (sat.changed) {
-        const fields = { loop_lag_ms: Math.round(sat.loopLagMs), delivery_lag_ms: Math.round(sat.deliveryLagMs), limit_ms: this.saturation.limitMs, saturated: sat.saturated };
-        this.log.warn(fields, sat.saturated ? 'saturated: refusing new upgrades' : 'no longer saturated');
-      }
+      ({ loopLagMs: this.loopLagMs, deliveryLagMs: this.deliveryLagMs } = this.saturation.report());
     }
     const stats: ShardStats = {
       connections: this.clients.size,
@@ -334,6 +342,7 @@ class Shard {
     this.draining = true;
     this.gate.draining = true;
     if (this.statsTimer) clearInterval(this.statsTimer);
+    if (this.verdictTimer) clearInterval(this.verdictTimer);
     this.saturation.stop();
     this.clientEdge.stop();
     this.link.stop();

@@ -1,6 +1,7 @@
 // The shard's saturation verdict from its two signals: delivery lag alone trips it (a shard
 // fanning out more than it can while its loop keeps turning), so does a held-up loop; it clears
-// only under half the limit; the first sample (start-up) is never judged; 0 turns it off.
+// only after enough samples under half the limit; start-up samples are never judged; 0 turns it
+// off; /health gets the worst sample of each signal since its last report.
 import { describe, expect, it } from 'vitest';
 import { busClockMs } from '../../app/common/ipc.js';
 import { SaturationMeter } from '../../app/shard/saturation.js';
@@ -10,9 +11,11 @@ function deliverAged(m: SaturationMeter, ageMs: number, n = 20): void {
   for (let i = 0; i < n; i++) m.delivered(now - ageMs, now);
 }
 
+const quick = { warmupSamples: 1, clearSamples: 2 };
+
 describe('saturation meter', () => {
-  it('trips on delivery lag with an idle loop, holds between half and the limit, clears under half', () => {
-    const m = new SaturationMeter(100);
+  it('trips on delivery lag with an idle loop, holds until enough calm samples, then clears', () => {
+    const m = new SaturationMeter(100, quick);
     m.start();
     deliverAged(m, 5000);
     expect(m.sample(0)).toMatchObject({ saturated: false, changed: false }); // start-up: not judged
@@ -21,8 +24,10 @@ describe('saturation meter', () => {
     expect(s).toMatchObject({ saturated: true, changed: true });
     expect(s.loopLagMs).toBeLessThan(100);
     expect(s.deliveryLagMs).toBeGreaterThanOrEqual(299);
-    deliverAged(m, 60);
+    deliverAged(m, 60); // between half and the limit: still saturated
     expect(m.sample(0)).toMatchObject({ saturated: true, changed: false });
+    deliverAged(m, 40);
+    expect(m.sample(0)).toMatchObject({ saturated: true, changed: false }); // one calm sample of two
     deliverAged(m, 40);
     expect(m.sample(0)).toMatchObject({ saturated: false, changed: true });
     expect(m.sample(0)).toMatchObject({ deliveryLagMs: 0, saturated: false }); // nothing delivered
@@ -30,25 +35,48 @@ describe('saturation meter', () => {
     m.stop();
   });
 
+  it('a lag over the limit between calm samples starts the count again', () => {
+    const m = new SaturationMeter(100, quick);
+    m.sample(0);
+    expect(m.sample(200).saturated).toBe(true);
+    m.sample(0);
+    expect(m.sample(150).saturated).toBe(true);
+    m.sample(0);
+    expect(m.sample(0).saturated).toBe(false);
+  });
+
   it('judges the p99 of the interval, not one late batch', () => {
-    const m = new SaturationMeter(100);
+    const m = new SaturationMeter(100, quick);
     m.sample(0);
     deliverAged(m, 1, 500);
     deliverAged(m, 2000, 1);
     expect(m.sample(0).saturated).toBe(false);
   });
 
-  it('trips on a held-up loop or a late sample', () => {
+  it('trips on a held-up loop or a late sample, and does not judge its default four start-up samples', () => {
     const m = new SaturationMeter(100);
     m.start();
-    m.sample(0);
+    for (let i = 0; i < 4; i++) expect(m.sample(1000).saturated).toBe(false);
     expect(m.sample(250)).toMatchObject({ saturated: true, deliveryLagMs: 0 });
-    expect(m.sample(0).saturated).toBe(false);
     m.stop();
   });
 
+  it('reports the worst sample of each signal since the last report', () => {
+    const m = new SaturationMeter(100, quick);
+    deliverAged(m, 30);
+    m.sample(0);
+    m.sample(70);
+    deliverAged(m, 10);
+    m.sample(0);
+    const r = m.report();
+    expect(r.loopLagMs).toBeGreaterThanOrEqual(70);
+    expect(r.deliveryLagMs).toBeGreaterThanOrEqual(29);
+    expect(r.deliveryLagMs).toBeLessThan(40);
+    expect(m.report()).toEqual({ loopLagMs: 0, deliveryLagMs: 0 });
+  });
+
   it('never trips with limit 0, and still measures', () => {
-    const m = new SaturationMeter(0);
+    const m = new SaturationMeter(0, quick);
     m.sample(0);
     deliverAged(m, 5000);
     const s = m.sample(5000);
