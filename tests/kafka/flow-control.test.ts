@@ -97,9 +97,13 @@ describe('Kafka flow control', () => {
     // One hung shard: it is dropped for; the source keeps going.
     process.kill(pids[1], 'SIGSTOP');
     try {
-      for (let r = 0; r < 8; r++) {
-        await produce(testBrokers(), topic, burst(250, sent)); // ~1 MB each: twice the stopped shard's cap
-        sent += 250;
+      // 8 MB in all, twice the stopped shard's cap, in 0.5 MB bursts 150 ms apart: a live shard
+      // would have to stall for most of a second to fall half its cap behind (in one CI run, one
+      // did with 1 MB bursts sent back to back, and the majority rule paused, as it should).
+      for (let r = 0; r < 16; r++) {
+        await produce(testBrokers(), topic, burst(125, sent));
+        sent += 125;
+        await sleep(150);
       }
       await until(async () => (await health()).kafka.records_total === sent, 'all consumed with one shard stopped', 30_000);
       const h = await health();

