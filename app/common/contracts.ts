@@ -52,6 +52,8 @@ export interface HealthBody {
     rejected_by_reason: Record<string, number>;
     /** Connections a shard passed to another one for balance (SO_REUSEPORT spreads by hash). */
     relayed: number;
+    /** The same by cause: `balance` (over the tolerance), `no_credit` (out of credits below the maximum), `fd_limit`. */
+    relayed_by_cause: Record<string, number>;
     /** Relayed connections closed because their shard died (or the handle arrived without its socket). */
     relays_failed: number;
     cpu: number; // cores in use, all processes summed

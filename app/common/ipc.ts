@@ -73,6 +73,8 @@ export interface ShardStats {
   refused: Record<string, number>;
   /** Connections this shard passed to another one for balance. */
   relayed: number;
+  /** The same by cause (see AdmissionGate.relayCause). */
+  relayedBy: Record<string, number>;
   /** Worst quarter-second p99 event-loop delay in the last stats interval (ms, beyond the 10 ms sampling period). */
   loopLagMs: number;
   /** Worst quarter-second p99 age of the bus batches when delivered, in the last stats interval (ms). */

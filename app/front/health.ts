@@ -28,8 +28,10 @@ export function publicHealth(draining: boolean): { status: 'ok' | 'draining' } {
 export function buildHealth(h: HealthInputs): HealthBody {
   const rejected: Record<string, number> = { max_connections: 0, cpu: 0, memory: 0, draining: 0, saturated: 0 };
   let relayed = 0;
+  const relayedBy: Record<string, number> = { balance: 0, no_credit: 0, fd_limit: 0 };
   for (const s of h.pool.shards) {
     for (const [reason, n] of Object.entries(s.stats?.refused ?? {})) rejected[reason] = (rejected[reason] ?? 0) + n;
+    for (const [cause, n] of Object.entries(s.stats?.relayedBy ?? {})) relayedBy[cause] = (relayedBy[cause] ?? 0) + n;
     relayed += s.stats?.relayed ?? 0;
   }
   const body: HealthBody = {
@@ -42,6 +44,7 @@ export function buildHealth(h: HealthInputs): HealthBody {
       rejected: Object.values(rejected).reduce((a, b) => a + b, 0),
       rejected_by_reason: rejected,
       relayed,
+      relayed_by_cause: relayedBy,
       relays_failed: h.pool.relayFailed,
       cpu: round(h.load.cpu),
       cpu_limit: h.config.cpuLimit,

@@ -3,6 +3,8 @@
 import type { FromShard, ToShard } from '../common/ipc.js';
 
 type Grant = Extract<ToShard, { t: 'grant' }>;
+/** Why a connection was passed on: over the balance tolerance, out of credits, out of descriptors. */
+export type RelayCause = 'balance' | 'no_credit' | 'fd_limit';
 const REPORT_MS = 5;
 
 export class AdmissionGate {
@@ -83,16 +85,21 @@ export class AdmissionGate {
 
   /** A new, unread connection: pass it on (balance, or no credit here) or serve it here. */
   shouldRelay(): boolean {
-    if (this.draining) return false;
+    return this.relayCause() !== null;
+  }
+
+  /** Why a new, unread connection goes to another shard (spending the budget), or null to serve it here. */
+  relayCause(): RelayCause | null {
+    if (this.draining) return null;
     if (this.canRelay && this.relayBudget > 0) {
       this.relayBudget--;
-      return true;
+      return 'balance';
     }
     // Out of credits while the server is below its maximum: another shard has them, or will once
     // the front tops up (it does before it picks a target), so pass the connection on rather
     // than refuse a client the server has room for. At the maximum, refuse here at once.
-    if (this.credits <= 0) return this.canRelay || (this.multi && !this.full);
-    return this.canRelay && this.fdRoom() <= 0;
+    if (this.credits <= 0) return this.canRelay || (this.multi && !this.full) ? 'no_credit' : null;
+    return this.canRelay && this.fdRoom() <= 0 ? 'fd_limit' : null;
   }
 
   /** Why a new upgrade may not be admitted now, or null. Does not spend anything. */

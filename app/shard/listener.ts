@@ -5,9 +5,9 @@
 import net from 'node:net';
 
 export interface ListenerDeps {
-  /** True when this connection should go to another shard instead. */
-  shouldRelay(): boolean;
-  relay(socket: net.Socket): void;
+  /** Why this connection should go to another shard instead, or null to serve it here. */
+  relayCause(): string | null;
+  relay(socket: net.Socket, cause: string): void;
   serve(socket: net.Socket): void;
   /** accept() failed (EMFILE, ENFILE...): counted, never fatal. */
   onAcceptError(err: NodeJS.ErrnoException): void;
@@ -23,7 +23,8 @@ export class PublicListener {
   ) {
     this.server = net.createServer({ pauseOnConnect: true }, (socket) => {
       socket.on('error', () => socket.destroy());
-      if (this.deps.shouldRelay()) this.deps.relay(socket);
+      const cause = this.deps.relayCause();
+      if (cause) this.deps.relay(socket, cause);
       else this.deps.serve(socket);
     });
     this.server.on('error', (err: NodeJS.ErrnoException) => this.deps.onAcceptError(err));

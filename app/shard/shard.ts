@@ -11,7 +11,7 @@ import type { Authenticator } from '../auth/auth.js';
 import { createAuthenticator } from '../auth/jwt-auth.js';
 import { ExpirySweep } from '../auth/expiry-sweep.js';
 import { chooseProtocol } from '../protocol/handshake.js';
-import { AdmissionGate } from './admission-gate.js';
+import { AdmissionGate, type RelayCause } from './admission-gate.js';
 import { SaturationMeter, VERDICT_MS } from './saturation.js';
 import { Client } from './client.js';
 import { ClientEdge } from './client-edge.js';
@@ -72,6 +72,7 @@ class Shard {
   private busBatches = 0;
   private busMessages = 0;
   private relayed = 0;
+  private readonly relayedBy: Record<string, number> = {};
   private draining = false;
   private lastCpu = process.cpuUsage();
   private lastAt = Date.now();
@@ -94,7 +95,7 @@ class Shard {
       busMessages: new Counter({ name: 'odin_ws_shard_bus_messages_total', help: 'Bus messages received by the shard', registers: [this.registry] }),
       subscriptions: new Gauge({ name: 'odin_ws_shard_channels', help: 'Channels with a local subscriber', registers: [this.registry] }),
       rejected: new Counter({ name: 'odin_ws_rejected_total', help: 'Connections and upgrades refused, by reason', labelNames: ['reason'], registers: [this.registry] }),
-      relayed: new Counter({ name: 'odin_ws_relayed_total', help: 'New connections passed to another shard for balance', registers: [this.registry] }),
+      relayed: new Counter({ name: 'odin_ws_relayed_total', help: 'New connections passed to another shard, by cause (balance, no_credit, fd_limit)', labelNames: ['cause'], registers: [this.registry] }),
       deliveryLatency: new Histogram({
         name: 'odin_ws_delivery_latency_seconds',
         help: 'Bus flush to the last client write of the batch in this shard',
@@ -104,6 +105,7 @@ class Shard {
       acceptErrors: new Counter({ name: 'odin_ws_accept_errors_total', help: 'accept() failures (EMFILE, ENFILE...)', labelNames: ['code'], registers: [this.registry] }),
     };
     for (const r of ['max_connections', 'cpu', 'memory', 'draining', 'saturated']) this.metrics.rejected.inc({ reason: r }, 0);
+    for (const cause of ['balance', 'no_credit', 'fd_limit'] satisfies RelayCause[]) this.metrics.relayed.inc({ cause }, 0);
     this.maxSockets = Math.max(1, (readFdLimit().soft ?? Number.MAX_SAFE_INTEGER) - FD_HEADROOM);
     // Interest goes to the front coalesced, one batch in flight (backpressure: the next waits for
     // the ack); the send callback only keeps a failed send from becoming an 'error' event.
@@ -166,8 +168,8 @@ class Shard {
     );
     this.gate.countPending(() => this.edge.pending);
     this.listener = new PublicListener(config.addr.host, {
-      shouldRelay: () => this.gate.shouldRelay(),
-      relay: (socket) => this.relay(socket),
+      relayCause: () => this.gate.relayCause(),
+      relay: (socket, cause) => this.relay(socket, cause),
       serve: (socket) => this.edge.serve(socket),
       onAcceptError: (err) => {
         this.metrics.acceptErrors.inc({ code: err.code ?? 'unknown' });
@@ -259,9 +261,10 @@ class Shard {
     }
   }
 
-  private relay(socket: net.Socket): void {
+  private relay(socket: net.Socket, cause: string): void {
     this.relayed++;
-    this.metrics.relayed.inc();
+    this.relayedBy[cause] = (this.relayedBy[cause] ?? 0) + 1;
+    this.metrics.relayed.inc({ cause });
     if (!process.connected) return void socket.destroy();
     process.send!({ t: 'relay' } satisfies FromShard, socket as never, { keepOpen: false }, () => {});
   }
@@ -325,6 +328,7 @@ class Shard {
       slowConsumers: this.slowConsumers,
       refused: { ...this.refused },
       relayed: this.relayed,
+      relayedBy: { ...this.relayedBy },
       loopLagMs: this.loopLagMs,
       deliveryLagMs: this.deliveryLagMs,
       saturated: this.gate.saturated,

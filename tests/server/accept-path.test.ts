@@ -44,6 +44,9 @@ describe('accept path (SO_REUSEPORT)', () => {
       const mean = 1000;
       for (const c of counts) expect(Math.abs(c - mean), JSON.stringify({ counts, relayed: body.system.relayed })).toBeLessThanOrEqual(0.02 * mean + 4);
       expect(body.system.relayed).toBeLessThan(3000);
+      const byCause = body.system.relayed_by_cause as Record<string, number>;
+      expect(Object.keys(byCause).sort()).toEqual(['balance', 'fd_limit', 'no_credit']);
+      expect(Object.values(byCause).reduce((a, b) => a + b, 0)).toBe(body.system.relayed);
       for (const ws of open) ws.terminate();
     } finally {
       await srv.stop();

@@ -121,7 +121,7 @@ describe('admission ledger', () => {
     expect(sim.gates[1].admit()).toBe(true); // shard 1 spends its credit: the last one is on shard 0
     settle();
     settle();
-    expect(sim.gates[1].shouldRelay()).toBe(true);
+    expect(sim.gates[1].relayCause()).toBe('no_credit');
     expect(sim.ledger.relayTarget(1)).toBe(0);
     sim.grant(); // the front ticks while the connection is on its way to shard 0
     for (const g of sim.down[0].splice(0)) sim.gates[0].onGrant(g);
