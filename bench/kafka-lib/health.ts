@@ -11,7 +11,7 @@ export interface KafkaHealth {
 export interface Health {
   kafka?: KafkaHealth;
   bus?: { batches: number; messages: number };
-  shards: Array<{ id: number; up?: boolean; connections: number; deliveries?: number; slow_consumers?: number; bus_messages?: number }>;
+  shards: Array<{ id: number; up?: boolean; connections: number; deliveries?: number; slow_consumers?: number; bus_messages?: number; saturated?: boolean }>;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
