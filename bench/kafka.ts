@@ -43,6 +43,7 @@ interface Opts {
   scenarios: Array<'K1' | 'K2' | 'K3'>;
   k3Search: [number, number, number];
   k3SaturationMs: number;
+  k3ProbationMs: number;
   records: number;
   partitions: number;
   tokens: number;
@@ -66,6 +67,8 @@ const USAGE = `usage: npm run bench -- kafka [options]
   --k3-search A:B:C    K3 knee search start:step:max clients (default 500:500:4000)
   --k3-saturation-ms N K3: the server's WS_SATURATION_LAG_MS (default 100, the SLO, as a capacity run on a
                        machine type sets it; the server's own default is 500; 0 = off)
+  --k3-probation-ms N  K3: the server's WS_SATURATION_PROBATION_MS (default 5000; the server's own default
+                       is 0, off)
   --records N          K1: records preloaded and consumed (default 200000)
   --partitions N       partitions per topic (default 3)
   --tokens N           record keys (default 100)
@@ -89,7 +92,7 @@ K2 subscribes each client to one concrete channel by default: with every client 
 measures the fan-out (bench fanout), not the Kafka path. Pass --k2-channels trades:*,prices:* to try.`;
 
 function parseOpts(argv: string[]): Opts {
-  const ints = ['k3-saturation-ms', 'k2-lower-steps', 'records', 'partitions', 'tokens', 'value-bytes', 'shards', 'clients', 'hold', 'k2-rate', 'workers', 'broker-heap-mb'] as const;
+  const ints = ['k3-saturation-ms', 'k3-probation-ms', 'k2-lower-steps', 'records', 'partitions', 'tokens', 'value-bytes', 'shards', 'clients', 'hold', 'k2-rate', 'workers', 'broker-heap-mb'] as const;
   const { v, problems, int, die } = benchCli('kafka', USAGE, argv, { scenarios: { type: 'string' }, server: { type: 'string' }, 'k3-search': { type: 'string' }, 'k2-channels': { type: 'string' }, out: { type: 'string' }, 'no-profile': { type: 'boolean' }, ...Object.fromEntries(ints.map((f) => [f, { type: 'string' as const }])) });
   const scenarios = String(v.scenarios ?? 'K1,K2').split(',').map((s) => s.trim().toUpperCase());
   if (!scenarios.length || scenarios.some((s) => !['K1', 'K2', 'K3'].includes(s)) || new Set(scenarios).size !== scenarios.length) {
@@ -115,6 +118,7 @@ function parseOpts(argv: string[]): Opts {
     k2Channels,
     k2LowerSteps: int('k2-lower-steps', 4, 0, 10),
     k3SaturationMs: int('k3-saturation-ms', 100, 0, 60_000),
+    k3ProbationMs: int('k3-probation-ms', 5000, 0, 600_000),
     profile: !v['no-profile'],
     workers: int('workers', 1, 1, 64),
     heapMb: int('broker-heap-mb', 512, 256, 16_384),
@@ -427,7 +431,7 @@ async function scenarioK3(ctx: Ctx) {
   const busyBefore = await waitQuiet('K3');
   const tokens = Array.from({ length: K3_TOKENS }, (_, i) => `BK${i + 1}`);
   const channels = ['trades', 'prices'].flatMap((st) => tokens.map((t) => `${st}:${t}`)).join(',');
-  const srv = await startServer(ctx, Object.values(topics), `bench-k3-${randomUUID().slice(0, 8)}`, [], { WS_SATURATION_LAG_MS: String(o.k3SaturationMs) });
+  const srv = await startServer(ctx, Object.values(topics), `bench-k3-${randomUUID().slice(0, 8)}`, [], { WS_SATURATION_LAG_MS: String(o.k3SaturationMs), WS_SATURATION_PROBATION_MS: String(o.k3ProbationMs) });
   await waitHealth(srv.healthUrl, (h) => !!h.kafka?.connected, 'the server consumer to join its group', 60_000);
   const sampler = new RoleSampler({ broker: () => broker.pid, server: () => srv.pid }).start();
   const stages = new BusLatencyScraper(srv.healthUrl.replace(/\/health$/, '/metrics'), [BUS_LATENCY, DELIVERY_LATENCY]).start();
@@ -479,7 +483,7 @@ async function scenarioK3(ctx: Ctx) {
       description: 'overload with Kafka arrivals spread in time: the knee (p99 <= 100 ms), then 1.5x the knee',
       machine: ctx.machine,
       machine_busy_before: busyBefore,
-      params: { rate: K3_RATE, channels: 10, per_channel_msg_s: 10, value_bytes: o.valueBytes, shards: o.shards, search: o.k3Search, saturation_lag_ms: o.k3SaturationMs, hold_s: o.hold, workers: o.workers, generator: 'same machine', server: o.server === OWN_SERVER ? 'this checkout' : o.server },
+      params: { rate: K3_RATE, channels: 10, per_channel_msg_s: 10, value_bytes: o.valueBytes, shards: o.shards, search: o.k3Search, saturation_lag_ms: o.k3SaturationMs, saturation_probation_ms: o.k3ProbationMs, hold_s: o.hold, workers: o.workers, generator: 'same machine', server: o.server === OWN_SERVER ? 'this checkout' : o.server },
       knee: knee
         ? { clients: knee.target, latency_ms: knee.latency_ms, handshake_ms: knee.handshake_ms, deliveries_per_s: knee.hold.deliveries_per_s, deliveries_per_server_cpu_s: perCpuS(knee, kneeCpu), server_stages: split(knee), cpu: kneeCpu }
         : null,

@@ -70,6 +70,7 @@ export const SETTINGS = {
   busMaxChannels: { env: 'WS_BUS_MAX_CHANNELS', flag: 'bus-max-channels', schema: int(100, 100_000_000), def: '200000', doc: 'broadcast bus: channels kept before the least recently used unsubscribed one is forgotten early' },
   headersTimeoutMs: { env: 'WS_HEADERS_TIMEOUT_MS', flag: 'headers-timeout-ms', schema: int(500, 120_000), def: '10000', doc: 'a client must send its whole request head within this (slowloris bound; 408 after)' },
   saturationLagMs: { env: 'WS_SATURATION_LAG_MS', flag: 'saturation-lag-ms', schema: num(0, 60_000), def: '500', doc: 'judged every 250 ms: a shard whose event-loop delay (p99 over the quarter, or the lateness of that sample) or delivery lag (p99 age of the bus batches it delivered in the quarter) passes this refuses new upgrades with 503 saturated until both stay under half of it for a second; its first second is not judged (0 = off)' },
+  saturationProbationMs: { env: 'WS_SATURATION_PROBATION_MS', flag: 'saturation-probation-ms', schema: int(0, 600_000), def: '0', doc: 'clients admitted within this long are on probation: while a shard is over WS_SATURATION_LAG_MS it closes its newest ones (1013, up to 5% of its clients per 250 ms) so the clients it has served longer keep their latency; 0 = off' },
   shardLivenessMs: { env: 'WS_SHARD_LIVENESS_MS', flag: 'shard-liveness-ms', schema: int(500, 600_000), def: '3000', doc: 'a shard that answers no heartbeat this long while not running (4x this long while it keeps using CPU), or whose bus output stays over its cap this long, is declared hung, SIGKILLed and restarted' },
   drainTimeoutMs: { env: 'WS_DRAIN_TIMEOUT_MS', flag: 'drain-timeout-ms', schema: int(100, 600_000), def: '10000', doc: 'shutdown deadline' },
   drainNoticeMs: { env: 'WS_DRAIN_NOTICE_MS', flag: 'drain-notice-ms', schema: int(0, 600_000), def: '0', doc: 'on shutdown, /health and new upgrades answer 503 this long while clients are still served (a balancer stops routing) before the drain starts; added to WS_DRAIN_TIMEOUT_MS' },
@@ -135,6 +136,7 @@ export interface ServerConfig {
   readonly drainNoticeMs: number;
   readonly shardLivenessMs: number;
   readonly saturationLagMs: number;
+  readonly saturationProbationMs: number;
   readonly recoveryWindowMs: number;
   readonly recoveryMaxMessages: number;
   readonly recoveryMaxBytes: number;

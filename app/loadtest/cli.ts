@@ -59,8 +59,9 @@ export const USAGE = `usage: loadtest (--target N | --search) [options]
   --slo-p99-ms N         latency SLO (default 100)
   --handshake-timeout-ms N  per connection (default 10000)
   --max-in-flight N      handshakes in flight per worker (default 200)
-  --retry-refused        a client refused with 503 tries again after its Retry-After (plus up to
-                         50% jitter), as the official client does, until the run ends; a step's
+  --retry-refused        a client refused with 503 (or closed with 1013) tries again after the
+                         server's Retry-After or reconnect hint (plus up to 50% jitter), as the
+                         official client does, until the run ends; a step's
                          ramp ends on first attempts, its hold then shows what retrying clients get
   --client ws|lite       client implementation: ws (the ws library, protocol v1) or lite
                          (handshake and pings only, about half the CPU per connection; idle clients only)

@@ -12,6 +12,17 @@ import { scanEnvelope } from './envelope-scan.js';
 import { checkSeq, emptySeqCounters, type SeqCounters, type SeqPosition } from './seq-tracker.js';
 
 const TICK_MS = 10;
+const TRY_AGAIN_LATER = 1013;
+
+/** A 1013 close's reconnect hint (`{"reconnect_after_ms":N}`, odin-ws sheds clients on probation so) in seconds, or null. */
+function reconnectAfterS(reason: Buffer): string | null {
+  try {
+    const ms = (JSON.parse(reason.toString()) as { reconnect_after_ms?: unknown }).reconnect_after_ms;
+    return typeof ms === 'number' && ms >= 0 ? String(ms / 1000) : null;
+  } catch {
+    return null;
+  }
+}
 
 interface Client {
   /** Ends the connection without a close handshake. */
@@ -117,7 +128,7 @@ class Worker {
     this.dial(local * this.init.workers + this.init.index);
   }
 
-  /** With --retry-refused, a refused client comes back after the server's Retry-After, spread by jitter as real clients are. */
+  /** With --retry-refused, a refused (503) or shed (1013) client comes back after the server's hint, spread by jitter as real clients are. */
   private retryLater(index: number, retryAfter: string | null): void {
     if (!this.init.retryRefused || this.stopping) return;
     const s = Number(retryAfter);
@@ -170,13 +181,15 @@ class Worker {
       }
     });
     ws.on('message', (data: Buffer) => this.onFrame(c, data));
-    ws.on('close', (code: number) => {
+    ws.on('close', (code: number, reason: Buffer) => {
       this.clients.delete(c);
       if (!c.open) return;
       c.open = false;
       this.open--;
       if (!c.subscribed && c.channels.length) this.unsubscribed--;
-      if (!this.stopping) bump(this.d.closedByServer, String(code));
+      if (this.stopping) return;
+      bump(this.d.closedByServer, String(code));
+      if (code === TRY_AGAIN_LATER) this.retryLater(index, reconnectAfterS(reason));
     });
   }
 
@@ -210,7 +223,9 @@ class Worker {
         if (!c.open) return;
         c.open = false;
         this.open--;
-        if (!this.stopping) bump(this.d.closedByServer, String(code));
+        if (this.stopping) return;
+        bump(this.d.closedByServer, String(code));
+        if (code === TRY_AGAIN_LATER) this.retryLater(index, null);
       },
     });
     this.pendingLite.add(conn);

@@ -15,7 +15,7 @@ import type { Authenticator } from '../auth/auth.js';
 import type { ExpirySweep, Expiring } from '../auth/expiry-sweep.js';
 
 /** Why the server ended a connection (a label of odin_ws_client_closes_total). */
-export type CloseReason = 'slow' | 'budget' | 'rate_limit' | 'internal_error' | 'ping_timeout' | 'idle';
+export type CloseReason = 'slow' | 'budget' | 'rate_limit' | 'internal_error' | 'ping_timeout' | 'idle' | 'overload';
 
 export interface ClientContext {
   readonly hub: Hub;
@@ -148,6 +148,11 @@ export class Client implements Subscriber, Expiring {
     return (this.rec ??= new RecoveryFilter());
   }
 
+  /** Disposed: closed by either side or dropped. */
+  get gone(): boolean {
+    return this.closed;
+  }
+
   /** Leaves every channel; called once the socket is gone or the client is dropped. */
   dispose(): void {
     if (this.closed) return;
@@ -189,6 +194,13 @@ export class Client implements Subscriber, Expiring {
   /** Closed by the shard's output budget: it holds the most while the shard is over budget. */
   shed(): void {
     if (!this.closed) this.dropSlow('budget');
+  }
+
+  /** Shed on probation: the shard took on more than it can carry; the client should come back after `retryAfterMs`. */
+  shedForOverload(retryAfterMs: number): void {
+    if (this.closed) return;
+    this.ctx.onClose('overload');
+    this.closeAndReap(CloseCode.TRY_AGAIN_LATER, JSON.stringify({ reason: 'overload', reconnect_after_ms: retryAfterMs }));
   }
 
   /** Most writes leave nothing queued (the kernel took it all): only a backlog is handed to the budget. */

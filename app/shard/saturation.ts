@@ -100,3 +100,65 @@ export class SaturationMeter {
     }
   }
 }
+
+/** What probation needs of a client: whether it is gone, and how to shed it. */
+export interface Sheddable {
+  readonly gone: boolean;
+  shedForOverload(retryAfterMs: number): void;
+}
+
+/** At most this share of a shard's clients is shed per verdict (5% a quarter: ~19% a second). */
+const SHED_FRACTION = 0.05;
+
+/**
+ * Load that arrives after admission (clients subscribe after the handshake) cannot be refused at
+ * the handshake: a ramp admitted 1.5x the knee while the lags were still low, then every client
+ * lagged. Clients admitted within `probationMs` are not yet promised anything: while the shard is
+ * over its limit it closes the newest of them (1013 with a reconnect hint), and those it has
+ * served longer keep their latency. Bounded by the admissions of one probation window.
+ */
+export class Probation {
+  private queue: Array<{ c: Sheddable; at: number }> = [];
+  private head = 0;
+
+  constructor(
+    private readonly probationMs: number,
+    private readonly retryAfterMs: number,
+  ) {}
+
+  admitted(c: Sheddable, now = Date.now()): void {
+    if (this.probationMs > 0) this.queue.push({ c, at: now });
+  }
+
+  /** Sheds the newest clients still on probation (up to 5% of `clients`, at least one); returns how many. */
+  shed(clients: number, now = Date.now()): number {
+    this.prune(now);
+    let n = Math.max(1, Math.floor(clients * SHED_FRACTION));
+    let shed = 0;
+    while (n > 0 && this.queue.length > this.head) {
+      const { c } = this.queue.pop()!;
+      if (c.gone) continue;
+      c.shedForOverload(this.retryAfterMs);
+      shed++;
+      n--;
+    }
+    return shed;
+  }
+
+  /** Clients on probation now (for tests and /health; a full scan). */
+  size(now = Date.now()): number {
+    this.prune(now);
+    let n = 0;
+    for (let i = this.head; i < this.queue.length; i++) if (!this.queue[i].c.gone && now - this.queue[i].at < this.probationMs) n++;
+    return n;
+  }
+
+  private prune(now: number): void {
+    const q = this.queue;
+    while (this.head < q.length && (q[this.head].c.gone || now - q[this.head].at >= this.probationMs)) this.head++;
+    if (this.head > 1024 && this.head * 2 > q.length) {
+      this.queue = q.slice(this.head);
+      this.head = 0;
+    }
+  }
+}

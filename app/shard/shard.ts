@@ -12,7 +12,7 @@ import { createAuthenticator } from '../auth/jwt-auth.js';
 import { ExpirySweep } from '../auth/expiry-sweep.js';
 import { chooseProtocol } from '../protocol/handshake.js';
 import { AdmissionGate, type RelayCause } from './admission-gate.js';
-import { SaturationMeter, VERDICT_MS } from './saturation.js';
+import { Probation, SaturationMeter, VERDICT_MS } from './saturation.js';
 import { Client } from './client.js';
 import { ClientEdge } from './client-edge.js';
 import { readFdLimit } from '../common/fd-limit.js';
@@ -55,6 +55,8 @@ class Shard {
   private readonly reconnectWindowMs: number;
   private readonly hub: Hub;
   private readonly clients = new Set<Client>();
+  /** Clients admitted within WS_SATURATION_PROBATION_MS, oldest first (empty when it is 0). */
+  private readonly probation: Probation;
   private readonly gate: AdmissionGate;
   private readonly wss: WebSocketServer;
   private readonly edge: HttpEdge;
@@ -86,6 +88,7 @@ class Shard {
     this.log = createLogger(config.logLevel, { role: 'shard', shard: id });
     this.reconnectWindowMs = config.reconnectWindowMs;
     this.saturation = new SaturationMeter(config.saturationLagMs);
+    this.probation = new Probation(config.saturationProbationMs, config.retryAfterS * 1000);
     this.registry.setDefaultLabels({ shard: String(id) });
     collectDefaultMetrics({ register: this.registry, prefix: 'odin_ws_' });
     this.metrics = {
@@ -199,6 +202,7 @@ class Shard {
   private onClient(ws: WebSocket, socket: net.Socket, claims: ChannelClaims | undefined, release: () => void): void {
     const client = new Client(ws, socket, this.clientEdge.ctx, claims);
     this.clients.add(client);
+    this.probation.admitted(client);
     ws.on('error', () => {}); // close follows; ws already sent the right close code (e.g. 1009)
     ws.on('close', () => {
       client.dispose();
@@ -303,6 +307,11 @@ class Shard {
   private judgeSaturation(lateMs: number): void {
     const sat = this.saturation.sample(lateMs);
     this.gate.saturated = sat.saturated;
+    // Still over the limit (not only waiting to clear): the newest clients on probation go first.
+    if (sat.saturated && Math.max(sat.loopLagMs, sat.deliveryLagMs) > this.saturation.limitMs) {
+      const shed = this.probation.shed(this.clients.size);
+      if (shed) this.log.warn({ shed, clients: this.clients.size }, 'saturated: shed the newest clients on probation (1013)');
+    }
     if (!sat.changed) return;
     const fields = { loop_lag_ms: Math.round(sat.loopLagMs), delivery_lag_ms: Math.round(sat.deliveryLagMs), limit_ms: this.saturation.limitMs, saturated: sat.saturated };
     this.log.warn(fields, sat.saturated ? 'saturated: refusing new upgrades' : 'no longer saturated');

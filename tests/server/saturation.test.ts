@@ -70,3 +70,54 @@ describe('saturation admission', () => {
     expect(witness.closeCode).toBeNull();
   });
 });
+
+// Probation: load that arrives after admission cannot be refused at the handshake, so while a
+// shard is over its limit it closes the newest clients it admitted within the probation window
+// (1013 with a reconnect hint); a client it has served longer is never shed.
+describe('saturation probation', () => {
+  let srv: RunningServer;
+  beforeAll(async () => {
+    srv = await startServer({ env: { WS_SHARDS: '1', FEED_RATE: '20', WS_SATURATION_LAG_MS: '100', WS_SATURATION_PROBATION_MS: '2000', WS_SHARD_LIVENESS_MS: '10000' } });
+  });
+  afterAll(async () => {
+    await srv?.stop();
+  });
+
+  it('sheds the newest clients on probation with 1013 while over the limit, never one past probation', async () => {
+    const veteran = await TestClient.connect(srv.wsUrl);
+    await veteran.subscribe(['trades:ODIN1']);
+    await sleep(2300); // past its probation (and the shard's start-up second)
+    const fresh: TestClient[] = [];
+    const reasons = new Map<TestClient, string>();
+    for (let i = 0; i < 3; i++) {
+      const c = await TestClient.connect(srv.wsUrl);
+      c.ws.once('close', (_code, reason) => reasons.set(c, reason.toString()));
+      await c.subscribe(['trades:ODIN1']);
+      fresh.push(c);
+    }
+    const { body: h0 } = await getHealth(srv.healthUrl);
+    process.kill(h0.shards[0].pid, 'SIGSTOP');
+    await sleep(1200);
+    process.kill(h0.shards[0].pid, 'SIGCONT');
+    await until(() => fresh[2].closeCode !== null, 'the newest client shed', 5000);
+    expect(fresh[2].closeCode).toBe(1013);
+    expect(JSON.parse(reasons.get(fresh[2])!)).toEqual({ reason: 'overload', reconnect_after_ms: 5000 });
+    const before = veteran.messages.length;
+    await until(() => veteran.messages.length > before + 3, 'the veteran still receives');
+    expect(veteran.closeCode).toBeNull();
+    expect(assertNoGaps(veteran.messages)).toEqual({ gaps: 0, dups: 0 });
+    // Every shed counted once (a close may still be on its way to the client: wait for both to agree).
+    const overloadCloses = async () => {
+      const metrics = await (await fetch(srv.healthUrl.replace(/\/health$/, '/metrics'))).text();
+      return Number(/^odin_ws_client_closes_total\{[^}]*reason="overload"[^}]*\} (\d+)/m.exec(metrics)?.[1]);
+    };
+    await until(async () => (await overloadCloses()) === fresh.filter((c) => c.closeCode !== null).length, 'closes counted');
+    const shed = fresh.filter((c) => c.closeCode !== null);
+    for (const c of shed) expect(c.closeCode).toBe(1013);
+    // Newest first: a client still open is older than every shed one.
+    const firstShed = fresh.findIndex((c) => c.closeCode !== null);
+    expect(fresh.slice(firstShed).every((c) => c.closeCode === 1013)).toBe(true);
+    veteran.close();
+    for (const c of fresh) c.close();
+  });
+});

@@ -4,7 +4,7 @@
 // off; /health gets the worst sample of each signal since its last report.
 import { describe, expect, it } from 'vitest';
 import { busClockMs } from '../../app/common/ipc.js';
-import { SaturationMeter } from '../../app/shard/saturation.js';
+import { Probation, SaturationMeter } from '../../app/shard/saturation.js';
 
 function deliverAged(m: SaturationMeter, ageMs: number, n = 20): void {
   const now = busClockMs();
@@ -82,5 +82,44 @@ describe('saturation meter', () => {
     const s = m.sample(5000);
     expect(s.saturated).toBe(false);
     expect(s.deliveryLagMs).toBeGreaterThanOrEqual(4999);
+  });
+});
+
+describe('probation shedding', () => {
+  const client = (name: string, log: string[]) => {
+    const c = {
+      gone: false,
+      shedForOverload(ms: number) {
+        log.push(`${name}:${ms}`);
+        c.gone = true;
+      },
+    };
+    return c;
+  };
+
+  it('sheds the newest clients still on probation, at most 5% of the shard per call, never the ones past it', () => {
+    const log: string[] = [];
+    const p = new Probation(1000, 5000);
+    const old = client('old', log);
+    p.admitted(old, 0);
+    const fresh = Array.from({ length: 50 }, (_, i) => client(`n${i}`, log));
+    fresh.forEach((c, i) => p.admitted(c, 1500 + i));
+    fresh[49].gone = true; // closed on its own: skipped, not counted
+    expect(p.size(1600)).toBe(49); // `old` is past its probation
+    expect(p.shed(60, 1600)).toBe(3); // 5% of 60
+    expect(log).toEqual(['n48:5000', 'n47:5000', 'n46:5000']);
+    expect(p.shed(10, 1600)).toBe(1); // at least one
+    expect(log.at(-1)).toBe('n45:5000');
+    expect(p.shed(1000, 2600)).toBe(0); // everyone left is past probation by now
+    expect(old.gone).toBe(false);
+  });
+
+  it('holds nobody when off', () => {
+    const log: string[] = [];
+    const p = new Probation(0, 5000);
+    p.admitted(client('a', log), 0);
+    expect(p.size(0)).toBe(0);
+    expect(p.shed(100, 0)).toBe(0);
+    expect(log).toEqual([]);
   });
 });
