@@ -19,6 +19,8 @@ export class AdmissionGate {
   draining = false;
   /** This shard's event loop is behind (see Shard.sample): refuse new upgrades rather than queue them. */
   saturated = false;
+  /** Admitted connections at which upgrades are refused as `saturated` (see Probation.ceiling). */
+  ceiling = Infinity;
   /** Admitted connections still open (handshaking or established). */
   held = 0;
   /** Credits set aside for accepted connections still sending their request (see reserve()). */
@@ -106,7 +108,7 @@ export class AdmissionGate {
   refusal(reserved = false): string | null {
     if (this.draining) return 'draining';
     if (this.refuse) return this.refuse;
-    if (this.saturated) return 'saturated';
+    if (this.saturated || this.held >= this.ceiling) return 'saturated';
     // A reservation is only as good as the grant behind it: the front may have lowered the grant
     // since (moving credits to another shard), so even a reserved upgrade needs an unspent credit.
     if (reserved ? this.issued - this.consumed <= 0 : this.credits <= 0) return 'max_connections';

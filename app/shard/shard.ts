@@ -308,10 +308,12 @@ class Shard {
     const sat = this.saturation.sample(lateMs);
     this.gate.saturated = sat.saturated;
     // Still over the limit (not only waiting to clear): the newest clients on probation go first.
-    if (sat.saturated && Math.max(sat.loopLagMs, sat.deliveryLagMs) > this.saturation.limitMs) {
+    const lag = Math.max(sat.loopLagMs, sat.deliveryLagMs);
+    if (sat.saturated && lag > this.saturation.limitMs) {
       const shed = this.probation.shed(this.clients.size);
-      if (shed) this.log.warn({ shed, clients: this.clients.size }, 'saturated: shed the newest clients on probation (1013)');
-    }
+      if (shed) this.log.warn({ shed, clients: this.clients.size, ceiling: this.probation.ceiling }, 'saturated: shed the newest clients on probation (1013)');
+    } else this.probation.calm(lag < this.saturation.limitMs / 2, this.clients.size);
+    this.gate.ceiling = this.probation.ceiling;
     if (!sat.changed) return;
     const fields = { loop_lag_ms: Math.round(sat.loopLagMs), delivery_lag_ms: Math.round(sat.deliveryLagMs), limit_ms: this.saturation.limitMs, saturated: sat.saturated };
     this.log.warn(fields, sat.saturated ? 'saturated: refusing new upgrades' : 'no longer saturated');

@@ -4,6 +4,7 @@
 // off; /health gets the worst sample of each signal since its last report.
 import { describe, expect, it } from 'vitest';
 import { busClockMs } from '../../app/common/ipc.js';
+import { AdmissionGate } from '../../app/shard/admission-gate.js';
 import { Probation, SaturationMeter } from '../../app/shard/saturation.js';
 
 function deliverAged(m: SaturationMeter, ageMs: number, n = 20): void {
@@ -114,6 +115,29 @@ describe('probation shedding', () => {
     expect(old.gone).toBe(false);
   });
 
+  it('stops admissions at what is left after shedding, and probes upward only while calm at that ceiling', () => {
+    const log: string[] = [];
+    const p = new Probation(10_000, 5000);
+    for (let i = 0; i < 100; i++) p.admitted(client(`c${i}`, log), 0);
+    expect(p.ceiling).toBe(Infinity);
+    expect(p.shed(100, 1)).toBe(5);
+    expect(p.ceiling).toBe(95);
+    p.calm(true, 90); // below the ceiling: nothing to learn
+    expect(p.ceiling).toBe(95);
+    p.calm(false, 95); // at it but not calm
+    expect(p.ceiling).toBe(95);
+    p.calm(true, 95);
+    expect(p.ceiling).toBe(96);
+    const gate = new AdmissionGate(() => {}, () => 1e9);
+    gate.onGrant({ t: 'grant', issued: 1000, relay: 0, gen: 1, canRelay: false, full: false, multi: false, refuse: null, draining: false });
+    gate.ceiling = 2;
+    expect(gate.admit()).toBe(true);
+    expect(gate.admit()).toBe(true);
+    expect(gate.refusal()).toBe('saturated');
+    gate.release();
+    expect(gate.refusal()).toBeNull();
+  });
+
   it('holds nobody when off', () => {
     const log: string[] = [];
     const p = new Probation(0, 5000);
@@ -121,5 +145,6 @@ describe('probation shedding', () => {
     expect(p.size(0)).toBe(0);
     expect(p.shed(100, 0)).toBe(0);
     expect(log).toEqual([]);
+    expect(p.ceiling).toBe(Infinity);
   });
 });
