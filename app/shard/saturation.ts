@@ -107,8 +107,15 @@ export interface Sheddable {
   shedForOverload(retryAfterMs: number): void;
 }
 
-/** At most this share of a shard's clients is shed per verdict (5% a quarter: ~19% a second). */
+/** At most this share of a shard's clients is shed per verdict (5% a quarter). */
 const SHED_FRACTION = 0.05;
+/** Each cut keeps this share of the clients held, at most once per CUT_HOLD_MS. */
+const CUT_KEEP = 0.85;
+/**
+ * The lags trail the load (a backlog queued behind the shard takes time to drain after a cut):
+ * cutting again before they show the last cut's effect shed a shard down to 26 clients of 900.
+ */
+const CUT_HOLD_MS = 1000;
 
 /**
  * Load that arrives after admission (clients subscribe after the handshake) cannot be refused at
@@ -126,6 +133,7 @@ export class Probation {
    * low again, brought the same overload back every Retry-After (measured: 659 -> 1,114 -> shed).
    */
   ceiling = Infinity;
+  private lastCutAt = -Infinity;
 
   constructor(
     private readonly probationMs: number,
@@ -136,10 +144,19 @@ export class Probation {
     if (this.probationMs > 0) this.queue.push({ c, at: now });
   }
 
-  /** Sheds the newest clients still on probation (up to 5% of `clients`, at least one); returns how many. */
+  /**
+   * A verdict over the limit with `clients` held: lowers the ceiling to 85% of them (at most once a
+   * second), then sheds the newest clients on probation toward it (up to 5% of `clients` per call,
+   * at least one); returns how many.
+   */
   shed(clients: number, now = Date.now()): number {
+    if (this.probationMs <= 0) return 0;
     this.prune(now);
-    let n = Math.max(1, Math.floor(clients * SHED_FRACTION));
+    if (now - this.lastCutAt >= CUT_HOLD_MS) {
+      this.ceiling = Math.min(this.ceiling, Math.floor(clients * CUT_KEEP));
+      this.lastCutAt = now;
+    }
+    let n = Math.min(clients - this.ceiling, Math.max(1, Math.floor(clients * SHED_FRACTION)));
     let shed = 0;
     while (n > 0 && this.queue.length > this.head) {
       const { c } = this.queue.pop()!;
@@ -148,7 +165,6 @@ export class Probation {
       shed++;
       n--;
     }
-    if (this.probationMs > 0) this.ceiling = Math.min(this.ceiling, clients - shed);
     return shed;
   }
 

@@ -98,36 +98,39 @@ describe('probation shedding', () => {
     return c;
   };
 
-  it('sheds the newest clients still on probation, at most 5% of the shard per call, never the ones past it', () => {
+  it('sheds the newest clients still on probation toward the ceiling, at most 5% of the shard per call, never the ones past it', () => {
     const log: string[] = [];
-    const p = new Probation(1000, 5000);
+    const p = new Probation(2000, 5000);
     const old = client('old', log);
-    p.admitted(old, 0);
+    p.admitted(old, -1000);
     const fresh = Array.from({ length: 50 }, (_, i) => client(`n${i}`, log));
     fresh.forEach((c, i) => p.admitted(c, 1500 + i));
     fresh[49].gone = true; // closed on its own: skipped, not counted
     expect(p.size(1600)).toBe(49); // `old` is past its probation
-    expect(p.shed(60, 1600)).toBe(3); // 5% of 60
+    expect(p.shed(60, 1600)).toBe(3); // 5% of 60 (the cut to 51 leaves 9 to go)
+    expect(p.ceiling).toBe(51);
     expect(log).toEqual(['n48:5000', 'n47:5000', 'n46:5000']);
-    expect(p.shed(10, 1600)).toBe(1); // at least one
+    expect(p.shed(51, 1700)).toBe(0); // at the ceiling, and no new cut within a second
+    expect(p.shed(10, 2700)).toBe(1); // a second later: cut to 8 of 10, at least one goes
+    expect(p.ceiling).toBe(8);
     expect(log.at(-1)).toBe('n45:5000');
-    expect(p.shed(1000, 2600)).toBe(0); // everyone left is past probation by now
+    expect(p.shed(1000, 9000)).toBe(0); // everyone left is past probation by now
     expect(old.gone).toBe(false);
   });
 
-  it('stops admissions at what is left after shedding, and probes upward only while calm at that ceiling', () => {
+  it('stops admissions at the ceiling a cut set, and probes upward only while calm at it', () => {
     const log: string[] = [];
     const p = new Probation(10_000, 5000);
     for (let i = 0; i < 100; i++) p.admitted(client(`c${i}`, log), 0);
     expect(p.ceiling).toBe(Infinity);
     expect(p.shed(100, 1)).toBe(5);
-    expect(p.ceiling).toBe(95);
-    p.calm(true, 90); // below the ceiling: nothing to learn
-    expect(p.ceiling).toBe(95);
-    p.calm(false, 95); // at it but not calm
-    expect(p.ceiling).toBe(95);
-    p.calm(true, 95);
-    expect(p.ceiling).toBe(96);
+    expect(p.ceiling).toBe(85);
+    p.calm(true, 80); // below the ceiling: nothing to learn
+    expect(p.ceiling).toBe(85);
+    p.calm(false, 85); // at it but not calm
+    expect(p.ceiling).toBe(85);
+    p.calm(true, 85);
+    expect(p.ceiling).toBe(86);
     const gate = new AdmissionGate(() => {}, () => 1e9);
     gate.onGrant({ t: 'grant', issued: 1000, relay: 0, gen: 1, canRelay: false, full: false, multi: false, refuse: null, draining: false });
     gate.ceiling = 2;
