@@ -81,7 +81,7 @@ export interface ShardStats {
   deliveryLagMs: number;
   /** Refusing new upgrades because loopLagMs or deliveryLagMs passed WS_SATURATION_LAG_MS. */
   saturated: boolean;
-  /** Connections the shard ended, by reason (slow, budget, rate_limit, internal_error, ping_timeout, idle). */
+  /** Connections the shard ended, by reason (slow, budget, rate_limit, internal_error, ping_timeout, idle, overload). */
   closes: Record<string, number>;
   /** Bytes queued for all of this shard's clients, against WS_SHARD_BUFFER_BYTES. */
   bufferedBytes: number;

@@ -3,6 +3,7 @@
 // the coordinator asks, and exits on `stop`, on losing its parent, or at its hard deadline.
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import WebSocket from 'ws';
+import { CloseCode } from '../common/errors.js';
 import { channelsFor } from './channels.js';
 import { raiseFdLimit } from './fd-limit.js';
 import { encodeHistogram, newHistogram } from './histogram.js';
@@ -12,7 +13,6 @@ import { scanEnvelope } from './envelope-scan.js';
 import { checkSeq, emptySeqCounters, type SeqCounters, type SeqPosition } from './seq-tracker.js';
 
 const TICK_MS = 10;
-const TRY_AGAIN_LATER = 1013;
 
 /** A 1013 close's reconnect hint (`{"reconnect_after_ms":N}`, odin-ws sheds clients on probation so) in seconds, or null. */
 function reconnectAfterS(reason: Buffer): string | null {
@@ -189,7 +189,7 @@ class Worker {
       if (!c.subscribed && c.channels.length) this.unsubscribed--;
       if (this.stopping) return;
       bump(this.d.closedByServer, String(code));
-      if (code === TRY_AGAIN_LATER) this.retryLater(index, reconnectAfterS(reason));
+      if (code === CloseCode.TRY_AGAIN_LATER) this.retryLater(index, reconnectAfterS(reason));
     });
   }
 
@@ -225,7 +225,7 @@ class Worker {
         this.open--;
         if (this.stopping) return;
         bump(this.d.closedByServer, String(code));
-        if (code === TRY_AGAIN_LATER) this.retryLater(index, null);
+        if (code === CloseCode.TRY_AGAIN_LATER) this.retryLater(index, null);
       },
     });
     this.pendingLite.add(conn);

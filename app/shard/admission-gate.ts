@@ -85,11 +85,6 @@ export class AdmissionGate {
     this.scheduleReport();
   }
 
-  /** A new, unread connection: pass it on (balance, or no credit here) or serve it here. */
-  shouldRelay(): boolean {
-    return this.relayCause() !== null;
-  }
-
   /** Why a new, unread connection goes to another shard (spending the budget), or null to serve it here. */
   relayCause(): RelayCause | null {
     if (this.draining) return null;

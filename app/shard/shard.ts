@@ -12,7 +12,8 @@ import { createAuthenticator } from '../auth/jwt-auth.js';
 import { ExpirySweep } from '../auth/expiry-sweep.js';
 import { chooseProtocol } from '../protocol/handshake.js';
 import { AdmissionGate, type RelayCause } from './admission-gate.js';
-import { Probation, SaturationMeter, VERDICT_MS } from './saturation.js';
+import { Probation } from './probation.js';
+import { SaturationMeter, VERDICT_MS } from './saturation.js';
 import { Client } from './client.js';
 import { ClientEdge } from './client-edge.js';
 import { readFdLimit } from '../common/fd-limit.js';
@@ -73,7 +74,6 @@ class Shard {
   private slowConsumers = 0;
   private busBatches = 0;
   private busMessages = 0;
-  private relayed = 0;
   private readonly relayedBy: Record<string, number> = {};
   private draining = false;
   private lastCpu = process.cpuUsage();
@@ -266,7 +266,6 @@ class Shard {
   }
 
   private relay(socket: net.Socket, cause: string): void {
-    this.relayed++;
     this.relayedBy[cause] = (this.relayedBy[cause] ?? 0) + 1;
     this.metrics.relayed.inc({ cause });
     if (!process.connected) return void socket.destroy();
@@ -338,7 +337,7 @@ class Shard {
       busMessages: this.busMessages,
       slowConsumers: this.slowConsumers,
       refused: { ...this.refused },
-      relayed: this.relayed,
+      relayed: Object.values(this.relayedBy).reduce((a, b) => a + b, 0),
       relayedBy: { ...this.relayedBy },
       loopLagMs: this.loopLagMs,
       deliveryLagMs: this.deliveryLagMs,

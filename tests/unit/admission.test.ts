@@ -35,7 +35,7 @@ function simulate(shards: number, max: number, ops: Array<{ kind: number; shard:
         }
         break;
       case 0: // a client connects to shard i: relayed (through the front) or served here
-        if (gates[i].shouldRelay()) {
+        if (gates[i].relayCause() !== null) {
           const to = ledger.relayTarget(i);
           relayed[to ?? i].push(1);
         } else gates[i].admit();

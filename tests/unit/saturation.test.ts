@@ -5,7 +5,8 @@
 import { describe, expect, it } from 'vitest';
 import { busClockMs } from '../../app/common/ipc.js';
 import { AdmissionGate } from '../../app/shard/admission-gate.js';
-import { Probation, SaturationMeter } from '../../app/shard/saturation.js';
+import { Probation } from '../../app/shard/probation.js';
+import { SaturationMeter } from '../../app/shard/saturation.js';
 
 function deliverAged(m: SaturationMeter, ageMs: number, n = 20): void {
   const now = busClockMs();
