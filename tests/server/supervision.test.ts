@@ -108,13 +108,25 @@ describe('supervision', () => {
       const front = srv.proc.pid!;
       const children = () => fs.readFileSync(`/proc/${front}/task/${front}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
       process.kill(old[0], 'SIGKILL');
-      // Stop its replacement as soon as it is forked: long before Node has loaded the bundle.
+      // Stop its replacement as soon as it has exec'd: long before Node has loaded the bundle. Not
+      // earlier: libuv's spawn waits (blocking) for the child's exec, so a child stopped between
+      // fork and exec froze the whole front (no timers, no /health), one run in four.
+      const cmdline = (pid: number) => {
+        try {
+          return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+        } catch {
+          return '';
+        }
+      };
+      const frontCmd = cmdline(front);
       let stuck = 0;
       await until(() => {
-        stuck = children().find((p) => !old.includes(p)) ?? 0;
-        if (stuck) process.kill(stuck, 'SIGSTOP');
-        return stuck;
-      }, 'the replacement forked', 10_000, 1);
+        const p = children().find((c) => !old.includes(c)) ?? 0;
+        const cmd = p ? cmdline(p) : '';
+        if (!cmd || cmd === frontCmd) return 0;
+        process.kill(p, 'SIGSTOP');
+        return (stuck = p);
+      }, 'the replacement forked and executed', 10_000, 1);
       try {
         const h = await until(async () => {
           const { body } = await getHealth(srv.healthUrl);
