@@ -454,8 +454,15 @@ async function scenarioK3(ctx: Ctx) {
     log(`K3: knee ${knee?.target ?? 'none'}; step at ${target}`);
     // The search's last step (past the knee) and its close storm may still hold the verdict: start
     // the step from a server that admits, as a fresh overload would find it (bounded wait).
+    // A shard reports once a second, so one calm /health may be a report from before the storm:
+    // calm twice, over a second apart.
     const calmFrom = Date.now();
-    await waitHealth(srv.healthUrl, (h) => h.shards.every((s) => !s.saturated), 'no shard saturated', 30_000).catch(() => null);
+    const calm = (h: { shards: Array<{ saturated?: boolean }> }) => h.shards.every((s) => !s.saturated);
+    for (let calmTwice = false; !calmTwice && Date.now() - calmFrom < 30_000; ) {
+      await waitHealth(srv.healthUrl, calm, 'no shard saturated', 30_000).catch(() => null);
+      await new Promise((r) => setTimeout(r, 1200));
+      calmTwice = await waitHealth(srv.healthUrl, calm, 'no shard saturated', 1).then(() => true, () => false);
+    }
     const calmWaitMs = Date.now() - calmFrom;
     // Past capacity real clients come back after Retry-After: the step measures what they get.
     over = await runLoadtest([...common, '--target', String(target), '--retry-refused', '--out', path.join(o.out, 'K3-over')], 300_000);

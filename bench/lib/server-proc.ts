@@ -1,6 +1,7 @@
 // Starts a server under test (the odin-ws bundle or the baseline bundle) on a free loopback
 // port and waits for its `listening` JSON log line.
 import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
 import readline from 'node:readline';
 
 export interface ServerProc {
@@ -11,6 +12,10 @@ export interface ServerProc {
   stop(): Promise<void>;
 }
 
+/**
+ * `BENCH_SERVER_LOG=FILE` in the bench's environment appends the server's log lines to FILE (to
+ * read what the server decided during a run: its saturation verdicts, sheds and cuts).
+ */
 export async function startServerProc(script: string, args: string[], env: Record<string, string>, timeoutMs = 30_000): Promise<ServerProc> {
   const proc = spawn(process.execPath, [script, ...args], {
     env: { ...process.env, KAFKA_BROKERS: '', LOG_LEVEL: 'info', ...env },
@@ -18,6 +23,8 @@ export async function startServerProc(script: string, args: string[], env: Recor
   });
   let stderr = '';
   proc.stderr!.on('data', (d) => (stderr = (stderr + d).slice(-4000)));
+  const logFile = process.env.BENCH_SERVER_LOG;
+  if (logFile) proc.stdout!.pipe(fs.createWriteStream(logFile, { flags: 'a' }));
   const exited = new Promise<void>((r) => proc.once('exit', () => r()));
   const rec = await new Promise<Record<string, unknown>>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${script} did not listen within ${timeoutMs} ms: ${stderr}`)), timeoutMs);
