@@ -17,6 +17,14 @@ export interface SaturationSample {
   readonly saturated: boolean;
   /** The verdict changed with this sample. */
   readonly changed: boolean;
+  /**
+   * Bus time the shard got through per unit of real time over the interval (the flush stamps of
+   * what it delivered advanced this much): under 1 it falls behind, over 1 it drains a backlog;
+   * NaN when it delivered nothing.
+   */
+  readonly pace: number;
+  /** Share of the interval's real time the shard spent writing bus batches to its clients. */
+  readonly fanoutShare: number;
 }
 
 export interface SaturationTiming {
@@ -41,6 +49,10 @@ export class SaturationMeter {
   private calm = 0;
   private worstLoop = 0;
   private worstDelivery = 0;
+  private newest = -Infinity;
+  private newestBefore = -Infinity;
+  private fanoutMs = 0;
+  private sampledAt = busClockMs();
   saturated = false;
 
   /** `limitMs` 0 = never saturated (the signals are still measured). */
@@ -60,25 +72,37 @@ export class SaturationMeter {
 
   /** A batch the bus flushed at `flushedAtMs` (busClockMs) is written to this shard's clients. */
   delivered(flushedAtMs: number, nowMs = busClockMs()): number {
+    if (flushedAtMs > this.newest) this.newest = flushedAtMs;
     const ageMs = Math.max(0, nowMs - flushedAtMs);
     this.delivery.record(Math.max(1, Math.round(ageMs * 1000)));
     return ageMs;
+  }
+
+  /** Real time spent writing one read's bus batches to the clients. */
+  fanout(ms: number): void {
+    this.fanoutMs += ms;
   }
 
   /**
    * Reads and resets both signals and judges them; `lateMs` is how late this sample's own timer
    * fired (a stall longer than the interval lands in the histogram only after the read).
    */
-  sample(lateMs: number): SaturationSample {
+  sample(lateMs: number, nowMs = busClockMs()): SaturationSample {
     const loopLagMs = Math.max(0, this.loopDelay.percentile(99) / 1e6 - LOOP_RESOLUTION_MS, lateMs);
     const deliveryLagMs = this.delivery.count ? this.delivery.percentile(99) / 1000 : 0;
+    const intervalMs = Math.max(1, nowMs - this.sampledAt);
+    const pace = this.delivery.count && this.newestBefore > -Infinity ? (this.newest - this.newestBefore) / intervalMs : NaN;
+    const fanoutShare = Math.min(1, this.fanoutMs / intervalMs);
+    this.sampledAt = nowMs;
+    this.newestBefore = this.newest;
+    this.fanoutMs = 0;
     this.loopDelay.reset();
     this.delivery.reset();
     this.worstLoop = Math.max(this.worstLoop, loopLagMs);
     this.worstDelivery = Math.max(this.worstDelivery, deliveryLagMs);
     const was = this.saturated;
     if (this.samples++ >= this.timing.warmupSamples) this.judge(Math.max(loopLagMs, deliveryLagMs));
-    return { loopLagMs, deliveryLagMs, saturated: this.saturated, changed: this.saturated !== was };
+    return { loopLagMs, deliveryLagMs, saturated: this.saturated, changed: this.saturated !== was, pace, fanoutShare };
   }
 
   /** The worst sample of each signal since the last call (for /health and /metrics); resets. */

@@ -5,7 +5,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { ServerConfig } from '../config/config.js';
 import { CloseCode } from '../common/errors.js';
-import { BUS_FD, BatchDecoder, type ChannelClaims, type FromShard, type ShardStats, type ToShard } from '../common/ipc.js';
+import { BUS_FD, BatchDecoder, busClockMs, type ChannelClaims, type FromShard, type ShardStats, type ToShard } from '../common/ipc.js';
 import { createLogger, type Logger } from '../common/logger.js';
 import type { Authenticator } from '../auth/auth.js';
 import { createAuthenticator } from '../auth/jwt-auth.js';
@@ -22,6 +22,7 @@ import { Hub } from './hub.js';
 import { InterestLink } from './interest-link.js';
 import { RecoveryLink } from './recovery-link.js';
 import { PublicListener } from './listener.js';
+import { ReadCoalescer } from './read-coalescer.js';
 
 const STATS_MS = 1000;
 const ASK_TIMEOUT_MS = 2000;
@@ -29,6 +30,8 @@ const ASK_TIMEOUT_MS = 2000;
 const FD_HEADROOM = 64;
 /** When the front is gone, clients get 1001 and the shard exits within about this long. */
 const ORPHAN_DRAIN_MS = 500;
+/** At most this many messages in one merged batch (one read of the pipe is 64 KiB: a few hundred). */
+const MAX_MERGED = 1024;
 
 function send(m: FromShard): void {
   if (process.connected) process.send!(m, undefined, {}, () => {}); // a failed send is no 'error' event
@@ -63,6 +66,7 @@ class Shard {
   private readonly edge: HttpEdge;
   private readonly listener: PublicListener;
   private readonly decoder = new BatchDecoder();
+  private readonly coalescer = new ReadCoalescer(MAX_MERGED, (msgs, stamps) => this.onBatches(msgs, stamps));
   private readonly asks = new Map<number, (a: { status: number; type: string; body: string }) => void>();
   private readonly refused: Record<string, number> = {};
   private readonly maxSockets: number;
@@ -123,7 +127,10 @@ class Shard {
       process.send!(msg, undefined, {}, () => {});
       return true;
     }));
-    this.decoder.onReplay = (rid, outcomes, messages) => recovery.answered(rid, outcomes, messages);
+    this.decoder.onReplay = (rid, outcomes, messages) => {
+      this.coalescer.flush(); // the live messages before a replay reach the clients before it
+      recovery.answered(rid, outcomes, messages);
+    };
     this.clientEdge = new ClientEdge(config, {
       hub: this.hub,
       registry: this.registry,
@@ -183,7 +190,10 @@ class Shard {
 
   start(): void {
     this.bus = new net.Socket({ fd: BUS_FD, readable: true, writable: false });
-    this.bus.on('data', (chunk: Buffer) => this.decoder.push(chunk, (batch, flushedAt) => this.onBatch(batch, flushedAt)));
+    this.bus.on('data', (chunk: Buffer) => {
+      this.decoder.push(chunk, (batch, flushedAt) => this.coalescer.add(batch, flushedAt));
+      this.coalescer.flush();
+    });
     this.saturation.start();
     this.bus.on('error', (err) => this.log.error({ err }, 'bus pipe error'));
     this.statsTimer = setInterval(() => this.sendStats(true), STATS_MS);
@@ -292,15 +302,20 @@ class Shard {
     this.metrics.rejected.inc({ reason });
   }
 
-  private onBatch(batch: Parameters<Hub['publish']>[0], flushedAt: number): void {
-    this.busBatches++;
+  /** The bus batches of one read, merged (`stamps`: each one's flush time). */
+  private onBatches(batch: Parameters<Hub['publish']>[0], stamps: readonly number[]): void {
+    this.busBatches += stamps.length;
     this.busMessages += batch.length;
     this.metrics.busMessages.inc(batch.length);
     const before = this.hub.deliveries;
+    const startedAt = busClockMs();
     this.hub.publish(batch);
+    const now = busClockMs();
+    this.saturation.fanout(now - startedAt);
     const delivered = this.hub.deliveries - before;
     this.metrics.deliveries.inc(delivered);
-    if (delivered) this.metrics.deliveryLatency.observe(this.saturation.delivered(flushedAt) / 1000);
+    if (!delivered) return;
+    for (const at of stamps) this.metrics.deliveryLatency.observe(this.saturation.delivered(at, now) / 1000);
   }
 
   private judgeSaturation(lateMs: number): void {
@@ -308,10 +323,17 @@ class Shard {
     this.gate.saturated = sat.saturated;
     // Still over the limit (not only waiting to clear): the newest clients on probation go first.
     const lag = Math.max(sat.loopLagMs, sat.deliveryLagMs);
-    if (sat.saturated && lag > this.saturation.limitMs) {
-      const shed = this.probation.shed(this.clients.size);
-      if (shed) this.log.warn({ shed, clients: this.clients.size, ceiling: this.probation.ceiling }, 'saturated: shed the newest clients on probation (1013)');
-    } else this.probation.calm(lag < this.saturation.limitMs / 2, this.clients.size);
+    const limitMs = this.saturation.limitMs;
+    if (sat.saturated && lag > limitMs) {
+      const load = { pace: sat.pace, fanoutShare: sat.fanoutShare, deliveryLagMs: sat.deliveryLagMs, limitMs };
+      const clients = this.clients.size;
+      const ceiling = this.probation.ceiling;
+      const shed = this.probation.shed(clients, load);
+      if (shed || this.probation.ceiling !== ceiling) {
+        const fields = { shed, clients, ceiling: this.probation.ceiling, pace: +sat.pace.toFixed(2), fanout_share: +sat.fanoutShare.toFixed(2), delivery_lag_ms: Math.round(sat.deliveryLagMs) };
+        this.log.warn(fields, shed ? 'saturated: shed the newest clients on probation (1013)' : 'saturated: ceiling cut');
+      }
+    } else this.probation.calm(lag < limitMs / 2, this.clients.size);
     this.gate.ceiling = this.probation.ceiling;
     if (!sat.changed) return;
     const fields = { loop_lag_ms: Math.round(sat.loopLagMs), delivery_lag_ms: Math.round(sat.deliveryLagMs), limit_ms: this.saturation.limitMs, saturated: sat.saturated };

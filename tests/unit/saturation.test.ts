@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { busClockMs } from '../../app/common/ipc.js';
 import { AdmissionGate } from '../../app/shard/admission-gate.js';
-import { Probation } from '../../app/shard/probation.js';
+import { Probation, fanoutKeep } from '../../app/shard/probation.js';
 import { SaturationMeter } from '../../app/shard/saturation.js';
 
 function deliverAged(m: SaturationMeter, ageMs: number, n = 20): void {
@@ -77,6 +77,28 @@ describe('saturation meter', () => {
     expect(m.report()).toEqual({ loopLagMs: 0, deliveryLagMs: 0 });
   });
 
+  it('measures its pace (bus time delivered per real time) and the share of time spent fanning out', () => {
+    const m = new SaturationMeter(100, quick);
+    let t = 10_000;
+    m.sample(0, t);
+    m.delivered(t - 100, t);
+    t += 250;
+    expect(m.sample(0, t).pace).toBeNaN(); // nothing to compare with yet
+    m.delivered(t - 225, t); // 125 ms of bus time further in 250 ms: half the pace
+    m.fanout(200);
+    t += 250;
+    const behind = m.sample(0, t);
+    expect(behind.pace).toBeCloseTo(0.5, 5);
+    expect(behind.fanoutShare).toBeCloseTo(0.8, 5);
+    m.delivered(t - 100, t); // 375 ms further in 250 ms: a backlog draining
+    t += 250;
+    const draining = m.sample(0, t);
+    expect(draining.pace).toBeCloseTo(1.5, 5);
+    expect(draining.fanoutShare).toBe(0);
+    t += 250;
+    expect(m.sample(0, t).pace).toBeNaN(); // nothing delivered
+  });
+
   it('never trips with limit 0, and still measures', () => {
     const m = new SaturationMeter(0, quick);
     m.sample(0);
@@ -99,7 +121,10 @@ describe('probation shedding', () => {
     return c;
   };
 
-  it('sheds the newest clients still on probation toward the ceiling, at most 5% of the shard per call, never the ones past it', () => {
+  // Fan-out overload: the shard fans out 95% of the time and gets through 2/3 of the bus time.
+  const overload = { pace: 0.66, fanoutShare: 0.95, deliveryLagMs: 150, limitMs: 100 };
+
+  it('sheds the newest clients still on probation toward the ceiling its fan-out can carry, never the ones past it', () => {
     const log: string[] = [];
     const p = new Probation(2000, 5000);
     const old = client('old', log);
@@ -108,15 +133,46 @@ describe('probation shedding', () => {
     fresh.forEach((c, i) => p.admitted(c, 1500 + i));
     fresh[49].gone = true; // closed on its own: skipped, not counted
     expect(p.size(1600)).toBe(49); // `old` is past its probation
-    expect(p.shed(60, 1600)).toBe(3); // 5% of 60 (the cut to 51 leaves 9 to go)
-    expect(p.ceiling).toBe(51);
-    expect(log).toEqual(['n48:5000', 'n47:5000', 'n46:5000']);
-    expect(p.shed(51, 1700)).toBe(0); // at the ceiling, and no new cut within a second
-    expect(p.shed(10, 2700)).toBe(1); // a second later: cut to 8 of 10, at least one goes
-    expect(p.ceiling).toBe(8);
-    expect(log.at(-1)).toBe('n45:5000');
-    expect(p.shed(1000, 9000)).toBe(0); // everyone left is past probation by now
+    const keep = fanoutKeep(overload);
+    expect(keep).toBeCloseTo((0.9 * 0.66) / 0.95 / 1.1, 5);
+    expect(p.shed(60, overload, 1600)).toBe(60 - Math.floor(60 * keep)); // all the way to the ceiling at once
+    expect(p.ceiling).toBe(Math.floor(60 * keep));
+    expect(log.slice(0, 3)).toEqual(['n48:5000', 'n47:5000', 'n46:5000']); // newest first
+    expect(p.shed(p.ceiling, overload, 1700)).toBe(0); // at the ceiling, and no new cut within a second
+    const ceiling = p.ceiling;
+    expect(p.shed(ceiling, overload, 2700)).toBeGreaterThan(0); // a second later, still behind: cut again
+    expect(p.ceiling).toBeLessThan(ceiling);
+    expect(p.shed(1000, overload, 9000)).toBe(0); // everyone left is past probation by now
     expect(old.gone).toBe(false);
+  });
+
+  it('cuts nobody when the fan-out is not what holds the shard back (a handshake storm, a stall, a backlog draining)', () => {
+    const log: string[] = [];
+    const p = new Probation(10_000, 5000);
+    for (let i = 0; i < 100; i++) p.admitted(client(`c${i}`, log), 0);
+    const handshakes = { pace: 0.7, fanoutShare: 0.2, deliveryLagMs: 200, limitMs: 100 };
+    const stalled = { pace: 5, fanoutShare: 0.01, deliveryLagMs: 1200, limitMs: 100 }; // SIGSTOP, GC, a descheduled VM
+    const draining = { pace: 1.3, fanoutShare: 0.9, deliveryLagMs: 300, limitMs: 100 };
+    const unknown = { pace: NaN, fanoutShare: 0, deliveryLagMs: 0, limitMs: 100 }; // nothing delivered
+    for (const load of [handshakes, stalled, draining, unknown]) {
+      expect(fanoutKeep(load)).toBe(1);
+      expect(p.shed(100, load, 1)).toBe(0);
+    }
+    expect(p.ceiling).toBe(Infinity);
+    expect(log).toEqual([]);
+    // A noisy quarter never cuts more than half.
+    expect(fanoutKeep({ pace: 0.05, fanoutShare: 1, deliveryLagMs: 5000, limitMs: 100 })).toBe(0.5);
+  });
+
+  it('takes no cut while clients leave on their own (the lags still show the load they took away)', () => {
+    const log: string[] = [];
+    const p = new Probation(10_000, 5000);
+    for (let i = 0; i < 100; i++) p.admitted(client(`c${i}`, log), 0);
+    p.calm(false, 900); // the verdict before: 900 held
+    expect(p.shed(300, overload, 1)).toBe(0); // a close storm: 900 -> 300 while the backlog drains
+    expect(p.ceiling).toBe(Infinity);
+    expect(p.shed(295, overload, 1001)).toBeGreaterThan(0); // steady (within 5%) and still behind: cut
+    expect(p.ceiling).toBe(Math.floor(295 * fanoutKeep(overload)));
   });
 
   it('stops admissions at the ceiling a cut set, and probes upward only while calm at it', () => {
@@ -124,14 +180,15 @@ describe('probation shedding', () => {
     const p = new Probation(10_000, 5000);
     for (let i = 0; i < 100; i++) p.admitted(client(`c${i}`, log), 0);
     expect(p.ceiling).toBe(Infinity);
-    expect(p.shed(100, 1)).toBe(5);
-    expect(p.ceiling).toBe(85);
-    p.calm(true, 80); // below the ceiling: nothing to learn
-    expect(p.ceiling).toBe(85);
-    p.calm(false, 85); // at it but not calm
-    expect(p.ceiling).toBe(85);
-    p.calm(true, 85);
-    expect(p.ceiling).toBe(86);
+    const behind = { pace: 0.85, fanoutShare: 0.9, deliveryLagMs: 150, limitMs: 100 }; // keep 0.85 / 1.1
+    expect(p.shed(100, behind, 1)).toBe(23);
+    expect(p.ceiling).toBe(77);
+    p.calm(true, 60); // below the ceiling: nothing to learn
+    expect(p.ceiling).toBe(77);
+    p.calm(false, 77); // at it but not calm
+    expect(p.ceiling).toBe(77);
+    p.calm(true, 77);
+    expect(p.ceiling).toBe(78);
     const gate = new AdmissionGate(() => {}, () => 1e9);
     gate.onGrant({ t: 'grant', issued: 1000, relay: 0, gen: 1, canRelay: false, full: false, multi: false, refuse: null, draining: false });
     gate.ceiling = 2;
@@ -147,7 +204,7 @@ describe('probation shedding', () => {
     const p = new Probation(0, 5000);
     p.admitted(client('a', log), 0);
     expect(p.size(0)).toBe(0);
-    expect(p.shed(100, 0)).toBe(0);
+    expect(p.shed(100, overload, 0)).toBe(0);
     expect(log).toEqual([]);
     expect(p.ceiling).toBe(Infinity);
   });
