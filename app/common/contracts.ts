@@ -83,6 +83,10 @@ export interface HealthBody {
     /** p99 age of bus batches when this shard delivered them, over its last second. */
     delivery_lag_ms: number;
     saturated: boolean;
+    /** Worst quarter-second share of the last second the shard spent writing to its clients (0..1). */
+    fanout_share: number;
+    /** Clients past which the shard refuses upgrades after a probation cut; null while it has none. */
+    ceiling: number | null;
     bus_batches: number;
     bus_messages: number;
     deliveries: number;

@@ -81,6 +81,10 @@ export interface ShardStats {
   deliveryLagMs: number;
   /** Refusing new upgrades because loopLagMs or deliveryLagMs passed WS_SATURATION_LAG_MS. */
   saturated: boolean;
+  /** Worst quarter-second share of real time spent writing bus batches to clients, in the last stats interval. */
+  fanoutShare: number;
+  /** Clients past which probation refuses upgrades (null: no cut taken). */
+  ceiling: number | null;
   /** Connections the shard ended, by reason (slow, budget, rate_limit, internal_error, ping_timeout, idle, overload). */
   closes: Record<string, number>;
   /** Bytes queued for all of this shard's clients, against WS_SHARD_BUFFER_BYTES. */

@@ -71,6 +71,8 @@ export class Front {
     perShard('odin_ws_shard_heartbeat_rtt_seconds', 'Round trip of the last heartbeat the shard answered', (s) => s.beatRttMs / 1000);
     perShard('odin_ws_shard_event_loop_lag_seconds', 'worst quarter-second p99 event-loop delay of the shard over its last stats interval', (s) => (s.stats?.loopLagMs ?? 0) / 1000);
     perShard('odin_ws_shard_delivery_lag_seconds', 'worst quarter-second p99 age of bus batches when the shard delivered them, over its last stats interval', (s) => (s.stats?.deliveryLagMs ?? 0) / 1000);
+    perShard('odin_ws_shard_fanout_share', 'worst quarter-second share of real time the shard spent writing bus batches to its clients, over its last stats interval', (s) => s.stats?.fanoutShare ?? 0);
+    perShard('odin_ws_shard_ceiling', 'clients past which the shard refuses upgrades after a probation cut (+Inf: none)', (s) => s.stats?.ceiling ?? Infinity);
     perShard('odin_ws_shard_saturated', '1 while the shard refuses upgrades because its loop delay or delivery lag passed WS_SATURATION_LAG_MS', (s) => (s.stats?.saturated ? 1 : 0));
     perShard('odin_ws_shard_crash_looping', '1 while the shard exited 3 times within a minute and has not been stable since', (s) => (s.crashLooping ? 1 : 0));
     perShard('odin_ws_relays_in_flight', 'Relayed connections sent to the shard and not yet confirmed', (s) => s.relaysInFlight.length);

@@ -70,6 +70,8 @@ export function buildHealth(h: HealthInputs): HealthBody {
       loop_lag_ms: round(s.stats?.loopLagMs ?? 0),
       delivery_lag_ms: round(s.stats?.deliveryLagMs ?? 0),
       saturated: s.stats?.saturated ?? false,
+      fanout_share: round(s.stats?.fanoutShare ?? 0),
+      ceiling: s.stats?.ceiling ?? null,
       bus_batches: s.stats?.busBatches ?? 0,
       bus_messages: s.stats?.busMessages ?? 0,
       deliveries: s.stats?.deliveries ?? 0,

@@ -49,6 +49,7 @@ export class SaturationMeter {
   private calm = 0;
   private worstLoop = 0;
   private worstDelivery = 0;
+  private worstFanout = 0;
   private newest = -Infinity;
   private newestBefore = -Infinity;
   private fanoutMs = 0;
@@ -93,6 +94,7 @@ export class SaturationMeter {
     const intervalMs = Math.max(1, nowMs - this.sampledAt);
     const pace = this.delivery.count && this.newestBefore > -Infinity ? (this.newest - this.newestBefore) / intervalMs : NaN;
     const fanoutShare = Math.min(1, this.fanoutMs / intervalMs);
+    this.worstFanout = Math.max(this.worstFanout, fanoutShare);
     this.sampledAt = nowMs;
     this.newestBefore = this.newest;
     this.fanoutMs = 0;
@@ -106,9 +108,9 @@ export class SaturationMeter {
   }
 
   /** The worst sample of each signal since the last call (for /health and /metrics); resets. */
-  report(): { loopLagMs: number; deliveryLagMs: number } {
-    const r = { loopLagMs: this.worstLoop, deliveryLagMs: this.worstDelivery };
-    this.worstLoop = this.worstDelivery = 0;
+  report(): { loopLagMs: number; deliveryLagMs: number; fanoutShare: number } {
+    const r = { loopLagMs: this.worstLoop, deliveryLagMs: this.worstDelivery, fanoutShare: this.worstFanout };
+    this.worstLoop = this.worstDelivery = this.worstFanout = 0;
     return r;
   }
 

@@ -85,6 +85,7 @@ class Shard {
   private cpu = 0;
   private loopLagMs = 0;
   private deliveryLagMs = 0;
+  private fanoutShare = 0;
   /** Loop delay and delivery lag, for /health, /metrics and the guard. */
   private readonly saturation: SaturationMeter;
 
@@ -349,7 +350,7 @@ class Shard {
       this.cpu = (cpu.user + cpu.system) / 1000 / Math.max(1, elapsed);
       this.lastCpu = process.cpuUsage();
       this.lastAt = now;
-      ({ loopLagMs: this.loopLagMs, deliveryLagMs: this.deliveryLagMs } = this.saturation.report());
+      ({ loopLagMs: this.loopLagMs, deliveryLagMs: this.deliveryLagMs, fanoutShare: this.fanoutShare } = this.saturation.report());
     }
     const stats: ShardStats = {
       connections: this.clients.size,
@@ -364,6 +365,8 @@ class Shard {
       loopLagMs: this.loopLagMs,
       deliveryLagMs: this.deliveryLagMs,
       saturated: this.gate.saturated,
+      fanoutShare: this.fanoutShare,
+      ceiling: Number.isFinite(this.probation.ceiling) ? this.probation.ceiling : null,
       ...this.clientEdge.stats(),
       rssMb: process.memoryUsage.rss() / 1048576,
       cpu: this.cpu,

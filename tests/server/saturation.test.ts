@@ -105,6 +105,8 @@ describe('saturation probation', () => {
     await until(() => srv.logs.some((l) => l.msg === 'no longer saturated'), 'the stall over', 10_000);
     expect(c.closeCode).toBeNull();
     expect(await overloadCloses()).toBe(0);
+    const { body: h1 } = await getHealth(srv.healthUrl);
+    expect(h1.shards[0].ceiling).toBeNull(); // no cut taken
     expect(assertNoGaps(c.messages)).toEqual({ gaps: 0, dups: 0 });
     c.close();
   });
@@ -132,6 +134,13 @@ describe('saturation probation', () => {
     for (const ws of load) subscribeMuted(ws, ['trades:ODIN1']);
     const shedLine = await until(() => srv.logs.find((l) => l.msg === 'saturated: shed the newest clients on probation (1013)'), 'a shed', 20_000);
     expect(shedLine.fanout_share).toBeGreaterThan(0.5); // it cut for its fan-out, as measured
+    // The decision is in /health: the ceiling the cut set, and the share that led to it.
+    const shard = await until(async () => {
+      const s = (await getHealth(srv.healthUrl)).body.shards[0];
+      return s.ceiling !== null && s;
+    }, 'the ceiling in /health');
+    expect(shard.ceiling).toBeLessThan(load.length + 1);
+    expect(shard.fanout_share).toBeGreaterThan(0);
     // Read what the muted clients were sent: the shed ones get their 1013.
     for (const ws of load) (ws as unknown as { _socket: { resume(): void } })._socket.resume();
     const shedCount = await until(async () => {

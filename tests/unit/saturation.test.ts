@@ -66,6 +66,7 @@ describe('saturation meter', () => {
   it('reports the worst sample of each signal since the last report', () => {
     const m = new SaturationMeter(100, quick);
     deliverAged(m, 30);
+    m.fanout(1e6); // more than any interval: a share is at most 1
     m.sample(0);
     m.sample(70);
     deliverAged(m, 10);
@@ -74,7 +75,8 @@ describe('saturation meter', () => {
     expect(r.loopLagMs).toBeGreaterThanOrEqual(70);
     expect(r.deliveryLagMs).toBeGreaterThanOrEqual(29);
     expect(r.deliveryLagMs).toBeLessThan(40);
-    expect(m.report()).toEqual({ loopLagMs: 0, deliveryLagMs: 0 });
+    expect(r.fanoutShare).toBe(1);
+    expect(m.report()).toEqual({ loopLagMs: 0, deliveryLagMs: 0, fanoutShare: 0 });
   });
 
   it('measures its pace (bus time delivered per real time) and the share of time spent fanning out', () => {
