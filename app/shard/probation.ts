@@ -33,7 +33,7 @@ const CUT_HOLD_MS = 1000;
  * The share of its clients a shard can carry within its fan-out budget, from what it measured:
  * the fan-out time it would need per second to keep pace with every arrival (its share of the
  * loop over its pace), plus draining the backlog within DRAIN_MS. A shard that is slow for another
- * reason (a handshake storm, a stall, a busy machine) spends little of its time fanning out and
+ * reason (a handshake storm, a stall) spends little of its time fanning out and
  * keeps everyone: refusing new upgrades is the answer there, and shedding would not help.
  */
 export function fanoutKeep(load: FanoutLoad): number {
