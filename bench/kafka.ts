@@ -24,7 +24,7 @@ import { BUS_LATENCY, BusLatencyScraper, DELIVERY_LATENCY } from './kafka-lib/bu
 import { baselineConsume } from './kafka-lib/baseline-consumer.js';
 import { cleanupAll, installSignalCleanup, onCleanup } from './kafka-lib/cleanup.js';
 import { summarizeProfile } from './kafka-lib/cpu-profile.js';
-import { getHealth, pollRecords, waitHealth, type CountSample } from './kafka-lib/health.js';
+import { getHealth, pollRecords, waitHealth, type CountSample, type Health } from './kafka-lib/health.js';
 import { loadAverage, machine, machineBusy } from './lib/machine.js';
 import { PacedProducer } from './kafka-lib/paced-producer.js';
 import { preload, RecordSource, tokenNames } from './kafka-lib/records.js';
@@ -457,7 +457,7 @@ async function scenarioK3(ctx: Ctx) {
     // A shard reports once a second, so one calm /health may be a report from before the storm:
     // calm twice, over a second apart.
     const calmFrom = Date.now();
-    const calm = (h: { shards: Array<{ saturated?: boolean }> }) => h.shards.every((s) => !s.saturated);
+    const calm = (h: Health) => h.shards.every((s) => !s.saturated);
     for (let calmTwice = false; !calmTwice && Date.now() - calmFrom < 30_000; ) {
       await waitHealth(srv.healthUrl, calm, 'no shard saturated', 30_000).catch(() => null);
       await new Promise((r) => setTimeout(r, 1200));

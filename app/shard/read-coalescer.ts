@@ -10,7 +10,6 @@ export type PublishMerged = (msgs: BusMessage[], flushedAt: readonly number[]) =
 export class ReadCoalescer {
   private msgs: BusMessage[] = [];
   private stamps: number[] = [];
-  merged = 0;
 
   /** `maxMessages` bounds one merged batch (and so one client frame). */
   constructor(
@@ -22,10 +21,7 @@ export class ReadCoalescer {
   add(batch: BusMessage[], flushedAt: number): void {
     if (this.msgs.length && this.msgs.length + batch.length > this.maxMessages) this.flush();
     if (!this.msgs.length) this.msgs = batch;
-    else {
-      for (const m of batch) this.msgs.push(m);
-      this.merged++;
-    }
+    else for (const m of batch) this.msgs.push(m);
     this.stamps.push(flushedAt);
   }
 
