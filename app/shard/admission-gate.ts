@@ -152,8 +152,12 @@ export class AdmissionGate {
     }, REPORT_MS);
   }
 
-  /** Sends the pending report now (the simulation in tests/unit/admission.test.ts has no event loop). */
-  flushForTest(): void {
+  /**
+   * Sends the pending report now. Before any stats answer: /health counts from the stats, and the
+   * front grants a freed slot when it reads this report, so a /health showing room is never read
+   * before the grant that makes the room usable has gone out (IPC keeps one shard's order).
+   */
+  flush(): void {
     this.report();
   }
 

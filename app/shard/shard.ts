@@ -343,6 +343,7 @@ class Shard {
 
   /** `sample`: measure CPU since the previous sample (once a second); else reuse the last figure. */
   private sendStats(sample: boolean): void {
+    this.gate.flush();
     if (sample) {
       const cpu = process.cpuUsage(this.lastCpu);
       const now = Date.now();

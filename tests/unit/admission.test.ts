@@ -59,7 +59,7 @@ function simulate(shards: number, max: number, ops: Array<{ kind: number; shard:
         {
           const g = down[i].shift();
           if (g) gates[i].onGrant(g);
-          gates[i].flushForTest();
+          gates[i].flush();
         }
         break;
     }
@@ -112,7 +112,7 @@ describe('admission ledger', () => {
     const settle = () => {
       for (let i = 0; i < 2; i++) {
         for (const g of sim.down[i].splice(0)) sim.gates[i].onGrant(g);
-        sim.gates[i].flushForTest();
+        sim.gates[i].flush();
         for (const m of sim.up[i].splice(0)) if (m.t === 'load') sim.ledger.report(i, m);
       }
       sim.grant();
@@ -147,7 +147,7 @@ describe('admission ledger', () => {
         for (let round = 0; round < 3; round++) {
           for (let i = 0; i < shards; i++) {
             for (const g of sim.down[i].splice(0)) sim.gates[i].onGrant(g);
-            sim.gates[i].flushForTest();
+            sim.gates[i].flush();
             for (const m of sim.up[i].splice(0)) if (m.t === 'load') sim.ledger.report(i, m);
           }
           sim.grant();
