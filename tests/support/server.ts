@@ -121,6 +121,24 @@ export async function until<T>(fn: () => Promise<T | Falsy> | T | Falsy, what: s
   }
 }
 
+/**
+ * Runs `fn`; when it throws, appends the servers' log lines that match `match` (the last 30 of
+ * each) to the error, so a failure seen only under CI's load says what the server was doing.
+ */
+export async function withServerLogs<T>(servers: Record<string, RunningServer>, match: RegExp, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    const err = e instanceof Error ? e : new Error(String(e));
+    const parts = Object.entries(servers).map(([name, srv]) => {
+      const lines = srv.logs.filter((r) => match.test(`${String(r.part ?? '')} ${String(r.msg ?? '')}`)).slice(-30);
+      return `--- ${name} server log (${lines.length} matching lines) ---\n${lines.map((r) => JSON.stringify(r)).join('\n')}`;
+    });
+    err.message += `\n${parts.join('\n')}`;
+    throw err;
+  }
+}
+
 /** Listening TCP sockets on `port` (IPv4, from /proc/net/tcp): one per shard with SO_REUSEPORT. */
 export function listeners(port: number): number {
   const hex = `:${port.toString(16).toUpperCase().padStart(4, '0')} `;
