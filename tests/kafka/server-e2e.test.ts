@@ -148,9 +148,9 @@ describe('server restarts and broker restarts', () => {
       await c.subscribe(['trades:*']);
       // Records consumed before this client subscribed are not replayed to it; wait for the
       // group to catch up, then publish the rest and check nothing of the first batch came back.
-      await until(async () => (await getHealth(srv.healthUrl)).body.kafka.records_total >= 30, 'backlog consumed', 30_000);
+      await until(async () => (await getHealth(srv.healthUrl)).body.kafka.records_total >= 30, 'backlog consumed', 60_000);
       await produce(brokers, `${prefix}.trades`, second.slice(30));
-      await until(() => c.messages.length >= 30, 'second half', 30_000);
+      await until(() => c.messages.length >= 30, 'second half', 60_000);
       const ns = c.messages.map((m) => (m.data as { n: number }).n);
       expect(ns.every((n) => n >= 60)).toBe(true);
       const total = await until(async () => {
