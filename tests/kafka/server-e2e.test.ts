@@ -162,7 +162,7 @@ describe('server restarts and broker restarts', () => {
       c.close();
       await srv.stop();
     });
-  });
+  }, 180_000);
 
   it('keeps serving through a broker restart and delivers everything published after it', async () => {
     const broker = await startPrivateBroker();
