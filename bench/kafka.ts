@@ -20,7 +20,7 @@ import { createTopics, startBroker, type Broker } from '../scripts/kafka.mjs';
 import { parseChannelSpec } from '../app/loadtest/channels.js';
 import { runLoadtest, ROOT } from './lib/loadtest-proc.js';
 import { startServerProc, type ServerProc } from './lib/server-proc.js';
-import { BUS_LATENCY, BusLatencyScraper, DELIVERY_LATENCY } from './kafka-lib/bus-latency.js';
+import { BUS_LATENCY, BusLatencyScraper, DELIVERY_LATENCY, HANDSHAKE } from './kafka-lib/bus-latency.js';
 import { baselineConsume } from './kafka-lib/baseline-consumer.js';
 import { cleanupAll, installSignalCleanup, onCleanup } from './kafka-lib/cleanup.js';
 import { summarizeProfile } from './kafka-lib/cpu-profile.js';
@@ -434,7 +434,7 @@ async function scenarioK3(ctx: Ctx) {
   const srv = await startServer(ctx, Object.values(topics), `bench-k3-${randomUUID().slice(0, 8)}`, [], { WS_SATURATION_LAG_MS: String(o.k3SaturationMs), WS_SATURATION_PROBATION_MS: String(o.k3ProbationMs) });
   await waitHealth(srv.healthUrl, (h) => !!h.kafka?.connected, 'the server consumer to join its group', 60_000);
   const sampler = new RoleSampler({ broker: () => broker.pid, server: () => srv.pid }).start();
-  const stages = new BusLatencyScraper(srv.healthUrl.replace(/\/health$/, '/metrics'), [BUS_LATENCY, DELIVERY_LATENCY]).start();
+  const stages = new BusLatencyScraper(srv.healthUrl.replace(/\/health$/, '/metrics'), [BUS_LATENCY, DELIVERY_LATENCY, HANDSHAKE]).start();
   onCleanup('K3 latency scraper', () => stages.stop());
   const producer = new PacedProducer(broker.brokers, new RecordSource(topics, tokens, o.valueBytes), K3_RATE);
   onCleanup('paced producer', () => producer.stop());
@@ -480,7 +480,13 @@ async function scenarioK3(ctx: Ctx) {
       const b = stages.between(st.hold.start_ms, st.hold.end_ms, metric);
       return b && { count: b.count, p50: b.p50, p99: b.p99 };
     };
-    const split = (st: StepResult | null | undefined) => (st ? { record_ts_to_bus: stage(st, BUS_LATENCY), bus_to_client_write: stage(st, DELIVERY_LATENCY) } : null);
+    // Handshakes happen in the ramp too: from its start (the hold's start less the ramp's length).
+    const handshakes = (st: StepResult) => {
+      const b = stages.between(st.hold.start_ms - st.ramp.seconds * 1000, st.hold.end_ms, HANDSHAKE);
+      return b && { count: b.count, p50: b.p50, p99: b.p99 };
+    };
+    const split = (st: StepResult | null | undefined) =>
+      st ? { record_ts_to_bus: stage(st, BUS_LATENCY), bus_to_client_write: stage(st, DELIVERY_LATENCY), accept_to_handshake_answer: handshakes(st) } : null;
     const hs = at?.handshake_ms ?? null;
     const admittedP99 = at?.latency_ms.p99 ?? null;
     const loss = at ? at.seq.missing + at.seq.duplicates + at.seq.reordered : null;

@@ -9,7 +9,7 @@ export type ToShard =
   | { t: 'init'; id: number; config: unknown } // first message: the parsed config (never via env)
   | { t: 'listen'; port: number } // bind the public port (0: pick one; the others then join it)
   | { t: 'grant'; issued: number; relay: number; gen: number; canRelay: boolean; full: boolean; multi: boolean; refuse: string | null; draining: boolean }
-  | { t: 'conn' } // with a handle: a connection another shard relayed (serve it, never relay again)
+  | { t: 'conn'; at: number } // with a handle: a connection another shard relayed at `at` (ms; serve it, never relay again)
   | { t: 'interest-ack'; seq: number } // the front applied `interest` batch seq
   | { t: 'metrics-req'; id: number }
   | { t: 'stats-req' } // answer with a fresh `stats` now (for /health)
@@ -26,7 +26,7 @@ export type FromShard =
   | { t: 'listening'; port: number }
   | { t: 'load'; held: number; open: number; reserved: number; consumed: number; issued: number; gen: number } // admission report (see front/admission.ts)
   | { t: 'hb-ack'; at: number }
-  | { t: 'relay' } // with a handle: an unread connection for another shard
+  | { t: 'relay'; at: number } // with a handle: an unread connection for another shard, accepted at `at` (ms)
   | { t: 'relay-failed' } // a relayed handle arrived without its socket
   | { t: 'relay-got'; n: number } // n relayed connections arrived (the front closes its copies)
   // Channels whose local subscriber count went 0 -> 1 (add) or 1 -> 0 (remove), coalesced per

@@ -399,7 +399,7 @@ export class ShardPool implements BusTargets {
         else this.scheduleTick();
         break;
       case 'relay':
-        this.relay(s, handle as net.Socket | undefined);
+        this.relay(s, handle as net.Socket | undefined, msg.at);
         break;
       case 'relay-failed':
         this.relayFailed++;
@@ -440,7 +440,7 @@ export class ShardPool implements BusTargets {
    * starts libuv reading on the socket and, once sent on, drops whatever it reads until the next
    * process acks the handle: stop reading so the client's request waits in the kernel.
    */
-  private relay(from: ShardHandle, socket: net.Socket | undefined): void {
+  private relay(from: ShardHandle, socket: net.Socket | undefined, acceptedAt: number): void {
     if (!socket) {
       this.relayFailed++;
       return;
@@ -457,7 +457,7 @@ export class ShardPool implements BusTargets {
       return;
     }
     target.relaysInFlight.push(socket);
-    target.proc.send({ t: 'conn' } satisfies ToShard, socket as never, { keepOpen: true }, () => {});
+    target.proc.send({ t: 'conn', at: acceptedAt } satisfies ToShard, socket as never, { keepOpen: true }, () => {});
 
   }
 }

@@ -31,6 +31,8 @@ export interface EdgeDeps {
   onClient(ws: WebSocket, socket: net.Socket, claims: ChannelClaims | undefined, release: () => void): void;
   /** An upgrade or connection refused, by reason (503s and 4xx alike). */
   onRefused(reason: string): void;
+  /** An upgrade answered (101 written, or refused), for the server's own handshake time. */
+  onHandshake(outcome: 'admitted' | 'refused', acceptedAt: number): void;
 }
 
 export class HttpEdge {
@@ -77,8 +79,8 @@ export class HttpEdge {
     return this.pendingSockets.size;
   }
 
-  /** A connection the listener (or another shard, relayed) gave this shard. */
-  serve(socket: net.Socket): void {
+  /** A connection the listener (or another shard, relayed) gave this shard, accepted at `acceptedAt`. */
+  serve(socket: net.Socket, acceptedAt = Date.now()): void {
     // At the cap the OLDEST plain connection goes, not the new one: a flood of half-open
     // connections (slowloris) cannot lock out /health or a real client, and no descriptor is
     // held for long by one that never sends its request.
@@ -91,6 +93,7 @@ export class HttpEdge {
     this.pendingSockets.add(socket);
     this.deps.gate.touched();
     const tagged = socket as SocketWithUncount;
+    tagged.odinAcceptedAt = acceptedAt;
     tagged.odinReserved = this.deps.gate.reserve();
     let counted = true;
     const uncount = () => {
@@ -127,9 +130,11 @@ export class HttpEdge {
     this.server.close();
   }
 
+  /** Refuses an upgrade (only upgrades come here: plain requests get a ServerResponse). */
   private refuse(socket: net.Socket, status: number, reason: string, body: Record<string, unknown>, headers = ''): void {
     this.deps.onRefused(reason);
     rawReply(socket, status, body, headers);
+    this.deps.onHandshake('refused', (socket as SocketWithUncount).odinAcceptedAt ?? Date.now());
   }
 
   private onUpgrade(req: http.IncomingMessage, socket: net.Socket, head: Buffer): void {
@@ -185,7 +190,11 @@ export class HttpEdge {
       else this.perIp.delete(ip);
     };
     socket.once('close', release);
-    this.deps.wss.handleUpgrade(req, socket, head, (ws) => this.deps.onClient(ws, socket, claims, release));
+    this.deps.wss.handleUpgrade(req, socket, head, (ws) => {
+      // ws calls back once the 101 is written.
+      this.deps.onHandshake('admitted', tagged.odinAcceptedAt ?? Date.now());
+      this.deps.onClient(ws, socket, claims, release);
+    });
   }
 
   private async onRequest(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
@@ -255,7 +264,7 @@ function loadPages(): Map<string, { type: string; body: Buffer }> {
   return pages;
 }
 
-type SocketWithUncount = net.Socket & { odinUncount?: () => void; odinHeadDone?: () => void; odinReserved?: boolean };
+type SocketWithUncount = net.Socket & { odinUncount?: () => void; odinHeadDone?: () => void; odinReserved?: boolean; odinAcceptedAt?: number };
 
 /** An HTTP answer written straight to an upgrade socket (no ServerResponse exists there). */
 function rawReply(socket: net.Socket, status: number, body: Record<string, unknown>, extraHeaders = ''): void {

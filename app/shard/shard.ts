@@ -110,6 +110,13 @@ class Shard {
         buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
         registers: [this.registry],
       }),
+      handshake: new Histogram({
+        name: 'odin_ws_handshake_seconds',
+        help: 'Upgrade handshakes: accepted (by this shard, or by the one that relayed it) to the 101 or the refusal written, by outcome',
+        labelNames: ['outcome'],
+        buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+        registers: [this.registry],
+      }),
       acceptErrors: new Counter({ name: 'odin_ws_accept_errors_total', help: 'accept() failures (EMFILE, ENFILE...)', labelNames: ['code'], registers: [this.registry] }),
     };
     for (const r of ['max_connections', 'cpu', 'memory', 'draining', 'saturated']) this.metrics.rejected.inc({ reason: r }, 0);
@@ -175,6 +182,7 @@ class Shard {
         ask: (kind, detail) => this.ask(kind, detail),
         onClient: (ws, socket, claims, release) => this.onClient(ws, socket, claims, release),
         onRefused: (reason) => this.countRefusal(reason),
+        onHandshake: (outcome, acceptedAt) => this.metrics.handshake.observe({ outcome }, Math.max(0, Date.now() - acceptedAt) / 1000),
       },
     );
     this.gate.countPending(() => this.edge.pending);
@@ -239,7 +247,7 @@ class Shard {
       case 'conn':
         this.confirmRelay();
         // Node sends the message without the handle when the socket died on the way.
-        if (handle instanceof net.Socket) this.edge.serve(handle);
+        if (handle instanceof net.Socket) this.edge.serve(handle, msg.at);
         else send({ t: 'relay-failed' });
         break;
       case 'interest-ack':
@@ -280,7 +288,7 @@ class Shard {
     this.relayedBy[cause] = (this.relayedBy[cause] ?? 0) + 1;
     this.metrics.relayed.inc({ cause });
     if (!process.connected) return void socket.destroy();
-    process.send!({ t: 'relay' } satisfies FromShard, socket as never, { keepOpen: false }, () => {});
+    process.send!({ t: 'relay', at: Date.now() } satisfies FromShard, socket as never, { keepOpen: false }, () => {});
   }
 
   private ask(kind: 'health' | 'metrics', detail: boolean): Promise<{ status: number; type: string; body: string }> {

@@ -2,9 +2,11 @@
 // publish-to-client latency: `odin_ws_bus_latency_seconds` (record ts -> accepted by the bus: the
 // producer, broker, consumer and micro-batcher) and `odin_ws_delivery_latency_seconds` (bus flush ->
 // written to the clients by a shard); what is left of the client's figure is the kernel and the
-// generator.
+// generator. K3 also reads `odin_ws_handshake_seconds` (accepted by a shard -> 101 or refusal
+// written): the server's share of the generator's handshake time.
 export const BUS_LATENCY = 'odin_ws_bus_latency_seconds';
 export const DELIVERY_LATENCY = 'odin_ws_delivery_latency_seconds';
+export const HANDSHAKE = 'odin_ws_handshake_seconds';
 
 interface Scrape {
   at: number;

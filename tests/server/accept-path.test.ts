@@ -75,6 +75,34 @@ describe('accept path (SO_REUSEPORT)', () => {
     }
   });
 
+  it('times every upgrade it answers, admitted or refused, once, in odin_ws_handshake_seconds (relayed ones included)', async () => {
+    const srv = await startServer({ env: { WS_SHARDS: '3', WS_MAX_CONNECTIONS: '40' } });
+    try {
+      // Enough connections for the kernel's hash to leave shards apart, so some are relayed.
+      const { open, statuses } = await burst(srv.wsUrl, 55, 8);
+      const notFound = await new Promise<number>((resolve) => {
+        const ws = new WebSocket(srv.wsUrl.replace(/\/ws$/, '/nope'));
+        ws.once('unexpected-response', (_q, res) => resolve(res.statusCode ?? 0));
+        ws.once('error', () => resolve(0));
+      });
+      expect(notFound).toBe(404);
+      await getHealth(srv.healthUrl); // a plain request is no handshake
+      const text = await (await fetch(srv.metricsUrl)).text();
+      // Summed over the shards' series.
+      const count = (outcome: string) =>
+        [...text.matchAll(new RegExp(`^odin_ws_handshake_seconds_count\\{[^}]*outcome="${outcome}"[^}]*\\} (\\d+)$`, 'gm'))].reduce((a, m) => a + Number(m[1]), 0);
+      expect(open).toHaveLength(40);
+      expect(statuses).toEqual(Array(15).fill(503));
+      expect(count('admitted')).toBe(40);
+      expect(count('refused')).toBe(16);
+      const relayed = (await getHealth(srv.healthUrl)).body.system.relayed;
+      expect(relayed, 'no connection was relayed: the relay path went untested').toBeGreaterThan(0);
+      for (const ws of open) ws.terminate();
+    } finally {
+      await srv.stop();
+    }
+  });
+
   it('a shard killed while clients connect leaves the others listening; it rejoins the port', async () => {
     const srv = await startServer({ env: { WS_SHARDS: '3' } });
     try {
