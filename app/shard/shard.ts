@@ -88,6 +88,7 @@ class Shard {
   private fanoutShare = 0;
   /** Loop delay and delivery lag, for /health, /metrics and the guard. */
   private readonly saturation: SaturationMeter;
+  private readonly handshakeTimers: Record<'admitted' | 'refused', { observe(v: number): void }>;
 
   constructor(config: ServerConfig, id: number, auth: Authenticator | null) {
     this.log = createLogger(config.logLevel, { role: 'shard', shard: id });
@@ -119,6 +120,8 @@ class Shard {
       }),
       acceptErrors: new Counter({ name: 'odin_ws_accept_errors_total', help: 'accept() failures (EMFILE, ENFILE...)', labelNames: ['code'], registers: [this.registry] }),
     };
+    // Bound once: a label lookup per handshake is measurable on the accept path.
+    this.handshakeTimers = { admitted: this.metrics.handshake.labels({ outcome: 'admitted' }), refused: this.metrics.handshake.labels({ outcome: 'refused' }) };
     for (const r of ['max_connections', 'cpu', 'memory', 'draining', 'saturated']) this.metrics.rejected.inc({ reason: r }, 0);
     for (const cause of ['balance', 'no_credit', 'fd_limit'] satisfies RelayCause[]) this.metrics.relayed.inc({ cause }, 0);
     this.maxSockets = Math.max(1, (readFdLimit().soft ?? Number.MAX_SAFE_INTEGER) - FD_HEADROOM);
@@ -182,7 +185,7 @@ class Shard {
         ask: (kind, detail) => this.ask(kind, detail),
         onClient: (ws, socket, claims, release) => this.onClient(ws, socket, claims, release),
         onRefused: (reason) => this.countRefusal(reason),
-        onHandshake: (outcome, acceptedAt) => this.metrics.handshake.observe({ outcome }, Math.max(0, Date.now() - acceptedAt) / 1000),
+        onHandshake: (outcome, acceptedAt) => this.handshakeTimers[outcome].observe(Math.max(0, Date.now() - acceptedAt) / 1000),
       },
     );
     this.gate.countPending(() => this.edge.pending);
