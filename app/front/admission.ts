@@ -18,7 +18,6 @@ export interface ShardLoad {
   readonly issued: number; // the grant the shard applies now (it may have been lowered since)
   readonly gen: number; // the last grant generation the shard applied
   readonly reserved: number; // credits set aside for accepted connections still sending their request
-  readonly relaysIn: number; // relayed connections that reached the shard since it started (monotonic)
 }
 
 /** What the front tells one shard each tick. */
@@ -48,10 +47,8 @@ interface Slot {
   applied: number;
   /** Grants sent that the shard has not confirmed yet (generation, issued): it may apply any of them. */
   unconfirmed: Array<{ gen: number; issued: number }>;
-  /** Relays on their way to this shard (sent, not yet reported arrived): counted as held meanwhile. */
+  /** Relays sent to this shard that it has not reported yet: counted as held meanwhile. */
   inbound: number;
-  /** Relays sent to it since it started; `inbound` is these less the arrivals it reported. */
-  relaysOut: number;
   gen: number;
   appliedGen: number;
   relay: number;
@@ -59,7 +56,7 @@ interface Slot {
 
 const MAX_INBOUND = 32;
 
-const empty = (live: boolean): Slot => ({ live, held: 0, open: 0, reserved: 0, consumed: 0, issued: 0, applied: 0, unconfirmed: [], inbound: 0, relaysOut: 0, gen: 0, appliedGen: 0, relay: 0 });
+const empty = (live: boolean): Slot => ({ live, held: 0, open: 0, reserved: 0, consumed: 0, issued: 0, applied: 0, unconfirmed: [], inbound: 0, gen: 0, appliedGen: 0, relay: 0 });
 
 /** The balance tolerance: how far above the mean a shard may drift before it relays. */
 export function tolerance(mean: number): number {
@@ -96,9 +93,7 @@ export class AdmissionLedger {
     s.appliedGen = load.gen;
     // Grants up to the one it applies can no longer be applied: forget them.
     while (s.unconfirmed.length && s.unconfirmed[0].gen <= load.gen) s.unconfirmed.shift();
-    // Exact, not zeroed: a report written before a relay arrived does not count it, and zeroing
-    // here undercounted the target until its next report (so more relays went to it).
-    s.inbound = Math.max(0, s.relaysOut - load.relaysIn);
+    s.inbound = 0;
   }
 
   get held(): number {
@@ -187,10 +182,8 @@ export class AdmissionLedger {
     // credit is at that cap, the credit decides: sending the client back to a shard with none
     // would refuse it (max_connections) while the server has room (seen in 100k ramps).
     const best = this.pick(from, MAX_INBOUND) ?? this.pick(from, Infinity);
-    // None: it goes back to `from` (the caller sends it there), which will report its arrival.
-    const to = this.slots[best ?? from];
-    to.relaysOut++;
-    to.inbound++;
+    if (best === null) return null;
+    this.slots[best].inbound++;
     return best;
   }
 

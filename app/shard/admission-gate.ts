@@ -25,8 +25,6 @@ export class AdmissionGate {
   held = 0;
   /** Credits set aside for accepted connections still sending their request (see reserve()). */
   private reserved = 0;
-  /** Relayed connections that reached this shard (with their socket or without: it died on the way). */
-  private relaysIn = 0;
   private reportTimer: NodeJS.Timeout | null = null;
   private immediatePending = false;
   private lastReport = '';
@@ -62,12 +60,6 @@ export class AdmissionGate {
     this.refuse = g.refuse;
     this.draining = this.draining || g.draining;
     this.scheduleReport(); // confirms the grant it now applies (see AdmissionLedger.committed)
-  }
-
-  /** A relayed connection reached this shard: the front counts it in flight until this is reported. */
-  relayArrived(): void {
-    this.relaysIn++;
-    this.scheduleReport();
   }
 
   /** Credits not spent and not set aside. */
@@ -171,9 +163,9 @@ export class AdmissionGate {
 
   private report(): void {
     const open = this.held + this.pending();
-    const key = `${this.held}/${open}/${this.reserved}/${this.consumed}/${this.issued}/${this.gen}/${this.relaysIn}`;
+    const key = `${this.held}/${open}/${this.reserved}/${this.consumed}/${this.issued}/${this.gen}`;
     if (key === this.lastReport) return;
     this.lastReport = key;
-    this.send({ t: 'load', held: this.held, open, reserved: this.reserved, consumed: this.consumed, issued: this.issued, gen: this.gen, relaysIn: this.relaysIn });
+    this.send({ t: 'load', held: this.held, open, reserved: this.reserved, consumed: this.consumed, issued: this.issued, gen: this.gen });
   }
 }

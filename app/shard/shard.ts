@@ -249,7 +249,6 @@ class Shard {
         break;
       case 'conn':
         this.confirmRelay();
-        this.gate.relayArrived();
         // Node sends the message without the handle when the socket died on the way.
         if (handle instanceof net.Socket) this.edge.serve(handle, msg.at);
         else send({ t: 'relay-failed' });

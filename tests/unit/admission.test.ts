@@ -41,10 +41,7 @@ function simulate(shards: number, max: number, ops: Array<{ kind: number; shard:
         } else gates[i].admit();
         break;
       case 5: // a relayed connection reaches shard i
-        if (relayed[i].shift()) {
-          gates[i].relayArrived();
-          gates[i].admit();
-        }
+        if (relayed[i].shift()) gates[i].admit();
         break;
       case 1: // a client of shard i leaves
         if (gates[i].held > 0) gates[i].release();
