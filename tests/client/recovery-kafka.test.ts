@@ -76,12 +76,18 @@ describe('official client: recovery over Kafka', () => {
       await until(caughtUp, `every record on every client after restart ${restart + 1}`, 60_000);
     }
 
-    // Moved: a second server (its own group: it reads every partition) on another port.
+    // Moved: a second server (its own group: it reads every partition) on another port. Whether
+    // a restart's records come back as a replay or live depends on how fast the new consumer joins;
+    // here the clients are held off (the old address refuses) while records are published, and
+    // pointed at the new server only once it has them, so they must come back as a replay.
     const other = await kafkaServer(uniqueName('g2'));
-    target = other.wsUrl;
     await publish(100);
+    await until(caughtUp, 'every record before the move', 60_000);
     await current.stop();
+    const had = (await getHealth(other.healthUrl)).body.kafka.records_total as number;
     await publish(100);
+    await until(async () => (await getHealth(other.healthUrl)).body.kafka.records_total >= had + 100, 'the new server has what the clients missed', 60_000);
+    target = other.wsUrl;
     await until(caughtUp, 'every record after the move', 60_000);
 
     for (const [i, c] of clients.entries()) {
