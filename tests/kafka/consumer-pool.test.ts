@@ -24,7 +24,7 @@ describe('kafka consumer pool', () => {
     const tokens = ['ODIN1', 'ODIN2', 'ODIN3', 'ODIN4', 'ODIN5'];
     const sent = new Map<string, Array<{ data: string; ts: number }>>();
     const perTopic: Record<string, Array<{ key: string; value: string; timestamp: string }>> = { trades: [], prices: [] };
-    const t0 = 1_764_300_000_000;
+    const t0 = Date.now(); // within the broker's retention (see tests/kafka/server-e2e.test.ts)
     const N = 1_000;
     for (let i = 0; i < N; i++) {
       const stream = i % 3 === 0 ? 'prices' : 'trades';
