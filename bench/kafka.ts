@@ -476,17 +476,15 @@ async function scenarioK3(ctx: Ctx) {
     await stages.stop();
     // Where a step's latency is spent on the server's side (bucket bounds); the rest of the
     // client's figure is the kernel and the generator.
-    const stage = (st: StepResult, metric: string) => {
-      const b = stages.between(st.hold.start_ms, st.hold.end_ms, metric);
+    const stage = (st: StepResult, metric: string, from = st.hold.start_ms) => {
+      const b = stages.between(from, st.hold.end_ms, metric);
       return b && { count: b.count, p50: b.p50, p99: b.p99 };
     };
     // Handshakes happen in the ramp too: from its start (the hold's start less the ramp's length).
-    const handshakes = (st: StepResult) => {
-      const b = stages.between(st.hold.start_ms - st.ramp.seconds * 1000, st.hold.end_ms, HANDSHAKE);
-      return b && { count: b.count, p50: b.p50, p99: b.p99 };
-    };
     const split = (st: StepResult | null | undefined) =>
-      st ? { record_ts_to_bus: stage(st, BUS_LATENCY), bus_to_client_write: stage(st, DELIVERY_LATENCY), accept_to_handshake_answer: handshakes(st) } : null;
+      st
+        ? { record_ts_to_bus: stage(st, BUS_LATENCY), bus_to_client_write: stage(st, DELIVERY_LATENCY), accept_to_handshake_answer: stage(st, HANDSHAKE, st.hold.start_ms - st.ramp.seconds * 1000) }
+        : null;
     const hs = at?.handshake_ms ?? null;
     const admittedP99 = at?.latency_ms.p99 ?? null;
     const loss = at ? at.seq.missing + at.seq.duplicates + at.seq.reordered : null;
