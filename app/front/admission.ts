@@ -6,7 +6,10 @@
 //   random walk. A shard the reports show above the mean by more than a tolerance gets a relay
 //   budget (its excess): that many of its next new connections go, unread, to the least-loaded
 //   shard. A new budget is computed only once the shard has reported on the previous one, so a
-//   stale count never makes it relay twice for the same excess.
+//   stale count never makes it relay twice for the same excess, and only while every shard's
+//   count is fresh or the excess has lasted SETTLE_MS: a shard that was descheduled for a few
+//   milliseconds has its connections waiting in its kernel queue, uncounted, and relaying to it
+//   then only sends them back once it catches up (measured: a third of a ramp's relays).
 // Reports (at most one per shard per 5 ms) and grants are small pipelined IPC messages, coalesced,
 // never one per connection and never a round trip on the connection's path.
 
@@ -52,11 +55,19 @@ interface Slot {
   gen: number;
   appliedGen: number;
   relay: number;
+  /** When the front last read this shard's report (the ledger's clock). */
+  reportedAt: number;
+  /** Since when this shard has been over the tolerance without a break, or null. */
+  overSince: number | null;
 }
 
 const MAX_INBOUND = 32;
+/** A report older than this may miss a burst the shard has not accepted yet (reports go every 5 ms). */
+const FRESH_MS = 12;
+/** An excess that lasted this long is the kernel's hash, not a shard's scheduling: correct it anyway. */
+const SETTLE_MS = 50;
 
-const empty = (live: boolean): Slot => ({ live, held: 0, open: 0, reserved: 0, consumed: 0, issued: 0, applied: 0, unconfirmed: [], inbound: 0, gen: 0, appliedGen: 0, relay: 0 });
+const empty = (live: boolean): Slot => ({ live, held: 0, open: 0, reserved: 0, consumed: 0, issued: 0, applied: 0, unconfirmed: [], inbound: 0, gen: 0, appliedGen: 0, relay: 0, reportedAt: 0, overSince: null });
 
 /** The balance tolerance: how far above the mean a shard may drift before it relays. */
 export function tolerance(mean: number): number {
@@ -69,6 +80,8 @@ export class AdmissionLedger {
   constructor(
     shards: number,
     private readonly maxConnections: number,
+    /** Milliseconds, monotonic; injectable for tests. */
+    private readonly now: () => number = () => performance.now(),
   ) {
     this.slots = Array.from({ length: shards }, () => empty(false));
   }
@@ -94,6 +107,7 @@ export class AdmissionLedger {
     // Grants up to the one it applies can no longer be applied: forget them.
     while (s.unconfirmed.length && s.unconfirmed[0].gen <= load.gen) s.unconfirmed.shift();
     s.inbound = 0;
+    s.reportedAt = this.now();
   }
 
   get held(): number {
@@ -159,9 +173,14 @@ export class AdmissionLedger {
     const full = this.held >= this.maxConnections;
     const mean = live.length ? live.reduce((a, s) => a + s.open + s.inbound, 0) / live.length : 0;
     const tol = tolerance(mean);
+    const now = this.now();
+    const fresh = live.every((o) => now - o.reportedAt <= FRESH_MS);
     return this.slots.map((s) => {
-      if (s.live && live.length > 1 && s.appliedGen === s.gen) {
-        const over = s.open + s.inbound - mean;
+      const over = s.open + s.inbound - mean;
+      if (!s.live || live.length < 2 || over <= tol) s.overSince = null;
+      else s.overSince ??= now;
+      const settled = s.overSince !== null && (fresh || now - s.overSince >= SETTLE_MS);
+      if (s.live && live.length > 1 && s.appliedGen === s.gen && (settled || s.overSince === null)) {
         // Half the excess per round: a starved shard's count lags (its kernel backlog is not
         // counted), so correcting all of it at once overshoots into it.
         const relay = over > tol ? Math.ceil((over - tol / 2) / 2) : 0;

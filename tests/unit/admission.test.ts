@@ -160,4 +160,40 @@ describe('admission ledger', () => {
       { numRuns: 200 },
     );
   });
+  describe('balance relays wait for counts that can be trusted', () => {
+    // Shard 0 reports 300 open, shard 1 100: 100 over the mean of 200, a relay budget of 50.
+    function setup(shard1ReportsAt: number) {
+      let t = 1000;
+      const ledger = new AdmissionLedger(2, 10_000, () => t);
+      ledger.up(0);
+      ledger.up(1);
+      let g = ledger.grants();
+      const report = (i: number, open: number) =>
+        ledger.report(i, { held: open, open, reserved: 0, consumed: open, issued: g[i].issued, gen: g[i].gen });
+      report(0, 100);
+      report(1, 100);
+      g = ledger.grants();
+      t = shard1ReportsAt;
+      report(1, 100);
+      t = 1020;
+      report(0, 300);
+      g = ledger.grants(); // its new grant (more credits) ...
+      report(0, 300); // ... confirmed, so a relay budget may be computed
+      return { grants: () => (g = ledger.grants()), at: (ms: number) => (t = ms) };
+    }
+
+    it('relays at once when every count is fresh', () => {
+      const sim = setup(1020);
+      expect(sim.grants()[0].relay).toBe(50);
+    });
+
+    it('not while another shard has not reported for a while (it may be descheduled, its connections queued uncounted), unless the excess lasts', () => {
+      const sim = setup(1000); // shard 1's count is 20 ms old when shard 0's excess shows
+      expect(sim.grants()[0].relay).toBe(0);
+      sim.at(1060);
+      expect(sim.grants()[0].relay).toBe(0); // 40 ms: still possibly a scheduling blip
+      sim.at(1075);
+      expect(sim.grants()[0].relay).toBe(50); // 55 ms: the excess is real, corrected anyway
+    });
+  });
 });
