@@ -282,7 +282,10 @@ async function idleScenario(o: Opts) {
     const side = await runSide(kind, env, [], loadArgs, path.join(o.out, `S0-${kind}`));
     const s = side.result.steps[0];
     const rss = s ? side.sampler.rssBetween(s.hold.start_ms, s.hold.end_ms) : null;
-    const tl = side.result.timeline as Array<{ t: number; open: number }>;
+    const tl = side.result.timeline as Array<{ t: number; open: number; phase: string; shards: Array<{ id: number; connections: number }> }>;
+    // The spread the issue bounds (2% of the mean at 1,000+ per shard), from the last /health of the hold.
+    const counts = tl.filter((x) => x.phase === 'hold' && x.shards.length > 1).at(-1)?.shards.map((x) => x.connections) ?? [];
+    const mean = counts.length ? counts.reduce((a, x) => a + x, 0) / counts.length : 0;
     let peak = 0;
     for (let i = 1; i < tl.length; i++) peak = Math.max(peak, (tl[i].open - tl[i - 1].open) / Math.max(0.1, tl[i].t - tl[i - 1].t));
     const cpuRamp = s ? side.sampler.cpuBetween(s.hold.start_ms - s.ramp.seconds * 1000, s.hold.start_ms) : null;
@@ -303,6 +306,7 @@ async function idleScenario(o: Opts) {
       rss_kb_per_conn: rss !== null && s?.open_at_end ? r2(((rss - side.idleRssMb) * 1024) / s.open_at_end) : null,
       new_connections_per_s: s?.ramp.connections_per_s ?? null,
       peak_new_connections_per_s: Math.round(peak),
+      per_shard: counts.length ? { connections: counts, max_off_mean_pct: r2((Math.max(...counts.map((c) => Math.abs(c - mean))) / mean) * 100) } : null,
       server_cpu_s_during_ramp: r2(cpuRamp),
       server_cpu_ms_per_new_connection: cpuRamp !== null && s?.ramp.opened ? r2((cpuRamp * 1000) / s.ramp.opened) : null,
       ramp_cpu: { server_cores: r2(serverCores), generator_cores: r2(genCores), machine_busy: r2(busy), machine_cores: cores },
@@ -322,6 +326,11 @@ async function idleScenario(o: Opts) {
   };
   const odin = await run('odin', o.s0Target, o.s0Shards, o.s0Workers);
   const baseline = o.s0BaselineTarget ? await run('baseline', o.s0BaselineTarget, null, Math.max(1, Math.ceil(o.s0BaselineTarget / SOCKETS_PER_PROCESS))) : null;
+  const ratio = (x: number | null | undefined, y: number | null | undefined) => (x && y ? r2(x / y) : null);
+  const cpuPerConn = (x: typeof odin) => (x.server_cpu_s_during_ramp !== null && x.open ? x.server_cpu_s_during_ramp / x.open : null);
+  const rateRatio = ratio(odin.new_connections_per_s, baseline?.new_connections_per_s);
+  const cpuRatio = baseline ? ratio(cpuPerConn(odin), cpuPerConn(baseline)) : null;
+  const spread = odin.per_shard?.max_off_mean_pct ?? null;
   return {
     bench: 'fanout',
     scenario: 'S0',
@@ -329,7 +338,11 @@ async function idleScenario(o: Opts) {
     machine: machine(),
     odin,
     baseline,
+    ratio: { new_connections_per_s: rateRatio, server_cpu_per_new_connection: cpuRatio },
     targets: {
+      new_connections_per_s_vs_baseline: { required_min: 1, measured: rateRatio, met: rateRatio !== null && rateRatio >= 1 },
+      server_cpu_per_new_connection_vs_baseline: { required_max: 1.3, measured: cpuRatio, met: cpuRatio !== null && cpuRatio <= 1.3 },
+      per_shard_off_mean_pct: { required_max: 2, measured: spread, met: spread !== null && spread <= 2 },
       connections: { required: 100_000, measured: odin.open, met: odin.open >= 100_000 },
       rss_kb_per_conn: { required_max: 10, measured: odin.rss_kb_per_conn, met: odin.rss_kb_per_conn !== null && odin.rss_kb_per_conn <= 10 },
       new_connections_per_s: { required: 5000, measured: odin.new_connections_per_s, met: (odin.new_connections_per_s ?? 0) >= 5000 },
