@@ -8,6 +8,7 @@
 //   S0  idle connections (default 100,000): RSS per connection and new connections/s
 // Server CPU is read from /proc for the whole process tree (front + shards), not from /health.
 import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { build } from 'esbuild';
@@ -149,7 +150,8 @@ async function runSide(kind: Side['kind'], env: Record<string, string>, args: st
   let busyBefore = await machineBusy(1000);
   for (let waited = 1; busyBefore > QUIET_BUSY && waited < QUIET_WAIT_S; waited++) busyBefore = await machineBusy(1000);
   log(`${kind}: starting server (machine ${Math.round(busyBefore * 100)}% busy before)`);
-  const srv = await startServerProc(kind === 'odin' ? ODIN : BASELINE, args, env);
+  fs.mkdirSync(out, { recursive: true });
+  const srv = await startServerProc(kind === 'odin' ? ODIN : BASELINE, args, env, undefined, path.join(out, 'server.log'));
   try {
     await waitHealthy(srv);
     await sleep(1000);

@@ -13,18 +13,18 @@ export interface ServerProc {
 }
 
 /**
- * `BENCH_SERVER_LOG=FILE` in the bench's environment appends the server's log lines to FILE (to
- * read what the server decided during a run: its saturation verdicts, sheds and cuts).
+ * The server's log lines are appended to `logFile` when given, and to `BENCH_SERVER_LOG=FILE` from
+ * the bench's environment (to read what the server decided during a run: its saturation verdicts,
+ * sheds and cuts, a shard it declared hung).
  */
-export async function startServerProc(script: string, args: string[], env: Record<string, string>, timeoutMs = 30_000): Promise<ServerProc> {
+export async function startServerProc(script: string, args: string[], env: Record<string, string>, timeoutMs = 30_000, logFile?: string): Promise<ServerProc> {
   const proc = spawn(process.execPath, [script, ...args], {
     env: { ...process.env, KAFKA_BROKERS: '', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';
   proc.stderr!.on('data', (d) => (stderr = (stderr + d).slice(-4000)));
-  const logFile = process.env.BENCH_SERVER_LOG;
-  if (logFile) proc.stdout!.pipe(fs.createWriteStream(logFile, { flags: 'a' }));
+  for (const file of [logFile, process.env.BENCH_SERVER_LOG]) if (file) proc.stdout!.pipe(fs.createWriteStream(file, { flags: 'a' }));
   const exited = new Promise<void>((r) => proc.once('exit', () => r()));
   const rec = await new Promise<Record<string, unknown>>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${script} did not listen within ${timeoutMs} ms: ${stderr}`)), timeoutMs);
