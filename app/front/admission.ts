@@ -183,7 +183,7 @@ export class AdmissionLedger {
       if (s.live && live.length > 1 && s.appliedGen === s.gen && (settled || s.overSince === null)) {
         // Half the excess per round: a starved shard's count lags (its kernel backlog is not
         // counted), so correcting all of it at once overshoots into it.
-        const relay = over > tol ? Math.ceil((over - tol / 2) / Number(process.env.ODIN_RELAY_DIV ?? 2)) : 0;
+        const relay = over > tol ? Math.ceil((over - tol / 2) / 2) : 0;
         if (relay !== s.relay) {
           s.relay = relay;
           s.gen++;
