@@ -24,7 +24,7 @@ export type FromShard =
   | { t: 'booted' }
   | { t: 'ready' }
   | { t: 'listening'; port: number }
-  | { t: 'load'; held: number; open: number; reserved: number; consumed: number; issued: number; gen: number } // admission report (see front/admission.ts)
+  | { t: 'load'; held: number; open: number; reserved: number; consumed: number; issued: number; gen: number; saturated: boolean } // admission report (see front/admission.ts)
   | { t: 'hb-ack'; at: number }
   | { t: 'relay'; at: number } // with a handle: an unread connection for another shard, accepted at `at` (ms)
   | { t: 'relay-failed' } // a relayed handle arrived without its socket

@@ -21,6 +21,7 @@ export interface ShardLoad {
   readonly issued: number; // the grant the shard applies now (it may have been lowered since)
   readonly gen: number; // the last grant generation the shard applied
   readonly reserved: number; // credits set aside for accepted connections still sending their request
+  readonly saturated: boolean; // refuses new upgrades now (its loop is behind, or at its probation ceiling)
 }
 
 /** What the front tells one shard each tick. */
@@ -59,6 +60,8 @@ interface Slot {
   reportedAt: number;
   /** Since when this shard has been over the tolerance without a break, or null. */
   overSince: number | null;
+  /** It refuses new upgrades as saturated: no relay goes there, and balance leaves it out. */
+  saturated: boolean;
 }
 
 const MAX_INBOUND = 32;
@@ -67,7 +70,7 @@ const FRESH_MS = 12;
 /** An excess that lasted this long is the kernel's hash, not a shard's scheduling: correct it anyway. */
 const SETTLE_MS = 50;
 
-const empty = (live: boolean): Slot => ({ live, held: 0, open: 0, reserved: 0, consumed: 0, issued: 0, applied: 0, unconfirmed: [], inbound: 0, gen: 0, appliedGen: 0, relay: 0, reportedAt: 0, overSince: null });
+const empty = (live: boolean): Slot => ({ live, held: 0, open: 0, reserved: 0, consumed: 0, issued: 0, applied: 0, unconfirmed: [], inbound: 0, gen: 0, appliedGen: 0, relay: 0, reportedAt: 0, overSince: null, saturated: false });
 
 /** The balance tolerance: how far above the mean a shard may drift before it relays. */
 export function tolerance(mean: number): number {
@@ -108,6 +111,7 @@ export class AdmissionLedger {
     while (s.unconfirmed.length && s.unconfirmed[0].gen <= load.gen) s.unconfirmed.shift();
     s.inbound = 0;
     s.reportedAt = this.now();
+    s.saturated = load.saturated;
   }
 
   get held(): number {
@@ -171,7 +175,10 @@ export class AdmissionLedger {
       });
     }
     const full = this.held >= this.maxConnections;
-    const mean = live.length ? live.reduce((a, s) => a + s.open + s.inbound, 0) / live.length : 0;
+    // Balance is among the shards that admit: one that refuses as saturated holds fewer, and
+    // relaying to it would only turn a client the others can serve into a refusal.
+    const admitting = live.some((s) => !s.saturated) ? live.filter((s) => !s.saturated) : live;
+    const mean = admitting.length ? admitting.reduce((a, s) => a + s.open + s.inbound, 0) / admitting.length : 0;
     const tol = tolerance(mean);
     const now = this.now();
     const fresh = live.every((o) => now - o.reportedAt <= FRESH_MS);
@@ -210,7 +217,7 @@ export class AdmissionLedger {
     let best = -1;
     for (let i = 0; i < this.slots.length; i++) {
       const s = this.slots[i];
-      if (i === from || !s.live || this.outstanding(s) - s.reserved <= s.inbound || s.inbound >= maxInbound) continue;
+      if (i === from || !s.live || s.saturated || this.outstanding(s) - s.reserved <= s.inbound || s.inbound >= maxInbound) continue;
       if (best < 0 || s.open + s.inbound < this.slots[best].open + this.slots[best].inbound) best = i;
     }
     return best < 0 ? null : best;

@@ -17,10 +17,8 @@ export class AdmissionGate {
   private multi = false;
   private refuse: string | null = null;
   draining = false;
-  /** This shard's event loop is behind (see Shard.sample): refuse new upgrades rather than queue them. */
-  saturated = false;
-  /** Admitted connections at which upgrades are refused as `saturated` (see Probation.ceiling). */
-  ceiling = Infinity;
+  private sat = false;
+  private cap = Infinity;
   /** Admitted connections still open (handshaking or established). */
   held = 0;
   /** Credits set aside for accepted connections still sending their request (see reserve()). */
@@ -37,6 +35,28 @@ export class AdmissionGate {
     /** Sockets this process may still open before it runs out of descriptors. */
     private readonly fdRoom: () => number,
   ) {}
+
+  /** This shard's event loop is behind (see Shard.sample): refuse new upgrades rather than queue them. */
+  get saturated(): boolean {
+    return this.sat;
+  }
+
+  set saturated(on: boolean) {
+    if (on === this.sat) return;
+    this.sat = on;
+    this.scheduleReport(true); // the front stops relaying connections here that it would refuse
+  }
+
+  /** Admitted connections at which upgrades are refused as `saturated` (see Probation.ceiling). */
+  get ceiling(): number {
+    return this.cap;
+  }
+
+  set ceiling(n: number) {
+    if (n === this.cap) return;
+    this.cap = n;
+    this.scheduleReport(true);
+  }
 
   /** Balance counts what a shard has accepted, not what it has finished upgrading. */
   countPending(fn: () => number): void {
@@ -163,9 +183,10 @@ export class AdmissionGate {
 
   private report(): void {
     const open = this.held + this.pending();
-    const key = `${this.held}/${open}/${this.reserved}/${this.consumed}/${this.issued}/${this.gen}`;
+    const saturated = this.sat || this.held >= this.cap;
+    const key = `${this.held}/${open}/${this.reserved}/${this.consumed}/${this.issued}/${this.gen}/${saturated}`;
     if (key === this.lastReport) return;
     this.lastReport = key;
-    this.send({ t: 'load', held: this.held, open, reserved: this.reserved, consumed: this.consumed, issued: this.issued, gen: this.gen });
+    this.send({ t: 'load', held: this.held, open, reserved: this.reserved, consumed: this.consumed, issued: this.issued, gen: this.gen, saturated });
   }
 }

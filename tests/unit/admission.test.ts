@@ -169,7 +169,7 @@ describe('admission ledger', () => {
       ledger.up(1);
       let g = ledger.grants();
       const report = (i: number, open: number) =>
-        ledger.report(i, { held: open, open, reserved: 0, consumed: open, issued: g[i].issued, gen: g[i].gen });
+        ledger.report(i, { held: open, open, reserved: 0, consumed: open, issued: g[i].issued, gen: g[i].gen, saturated: false });
       report(0, 100);
       report(1, 100);
       g = ledger.grants();
@@ -194,6 +194,50 @@ describe('admission ledger', () => {
       expect(sim.grants()[0].relay).toBe(0); // 40 ms: still possibly a scheduling blip
       sim.at(1075);
       expect(sim.grants()[0].relay).toBe(50); // 55 ms: the excess is real, corrected anyway
+    });
+  });
+  describe('a shard that refuses as saturated', () => {
+    // Three shards: 0 and 1 admit, 2 refuses new upgrades (its loop is behind) and holds fewer.
+    function setup(open: [number, number, number], saturated2: boolean) {
+      const ledger = new AdmissionLedger(3, 100_000);
+      for (let i = 0; i < 3; i++) ledger.up(i);
+      let g = ledger.grants();
+      const report = () =>
+        open.forEach((n, i) => ledger.report(i, { held: n, open: n, reserved: 0, consumed: n, issued: g[i].issued, gen: g[i].gen, saturated: i === 2 && saturated2 }));
+      report();
+      g = ledger.grants(); // new grants (more credits), confirmed below
+      report();
+      return ledger;
+    }
+
+    it('is reported by its gate: saturated, or at its probation ceiling', () => {
+      const sent: FromShard[] = [];
+      const gate = new AdmissionGate((m) => sent.push(m), () => 1e9);
+      const reported = () => {
+        gate.flush();
+        const m = sent.at(-1);
+        return m?.t === 'load' ? m.saturated : undefined;
+      };
+      expect(reported()).toBe(false);
+      gate.saturated = true;
+      expect(reported()).toBe(true);
+      gate.saturated = false;
+      expect(reported()).toBe(false);
+      gate.onGrant({ t: 'grant', issued: 10, relay: 0, gen: 1, canRelay: false, full: false, multi: false, refuse: null, draining: false });
+      expect(gate.admit()).toBe(true);
+      gate.ceiling = 1;
+      expect(reported()).toBe(true);
+    });
+
+    it('gets no relays: they would turn a client the others can serve into a refusal', () => {
+      expect(setup([1000, 1000, 600], false).relayTarget(0)).toBe(2);
+      expect(setup([1000, 1000, 600], true).relayTarget(0)).toBe(1);
+    });
+
+    it('is left out of the balance: the others do not relay among themselves for its deficit', () => {
+      const relays = (l: AdmissionLedger) => l.grants().map((x) => x.relay);
+      expect(relays(setup([1000, 1000, 600], false))).toEqual([65, 65, 0]); // 133 over the mean of 867, tolerance 8: half of the 129 beyond half of it
+      expect(relays(setup([1000, 1000, 600], true))).toEqual([0, 0, 0]);
     });
   });
 });
