@@ -15,6 +15,8 @@ export class TestClient {
   readonly ws: WebSocket;
   readonly messages: DataMessage[] = [];
   readonly replies: Array<Record<string, unknown>> = [];
+  /** How many data messages had arrived when each reply did (its place in the stream). */
+  private readonly replyAt = new WeakMap<Record<string, unknown>, number>();
   frames = 0;
   closeCode: number | null = null;
   closed: Promise<number>;
@@ -28,7 +30,10 @@ export class TestClient {
       const v = JSON.parse(raw.toString());
       this.frames++;
       if (Array.isArray(v)) this.messages.push(...v);
-      else if (v.op) this.replies.push(v);
+      else if (v.op) {
+        this.replyAt.set(v, this.messages.length);
+        this.replies.push(v);
+      }
       else this.messages.push(v);
     });
     ws.on('error', () => {});
@@ -47,6 +52,13 @@ export class TestClient {
     const id = this.nextId++;
     this.ws.send(JSON.stringify({ ...body, id }));
     return this.waitReply((r) => r.id === id, timeoutMs);
+  }
+
+  /** The data messages that arrived before `reply` (one this client received). */
+  messagesBefore(reply: Record<string, unknown>): number {
+    const n = this.replyAt.get(reply);
+    if (n === undefined) throw new Error('not a reply this client received');
+    return n;
   }
 
   subscribe(channels: string[]) {
