@@ -186,8 +186,9 @@ export class AdmissionLedger {
       const over = s.open + s.inbound - mean;
       if (!s.live || live.length < 2 || over <= tol) s.overSince = null;
       else s.overSince ??= now;
-      const settled = s.overSince !== null && (fresh || now - s.overSince >= SETTLE_MS);
-      if (s.live && live.length > 1 && s.appliedGen === s.gen && (settled || s.overSince === null)) {
+      // Within the tolerance a budget goes back to 0 at once; an excess waits for trusted counts.
+      const trusted = s.overSince === null || fresh || now - s.overSince >= SETTLE_MS;
+      if (s.live && live.length > 1 && s.appliedGen === s.gen && trusted) {
         // Half the excess per round: a starved shard's count lags (its kernel backlog is not
         // counted), so correcting all of it at once overshoots into it.
         const relay = over > tol ? Math.ceil((over - tol / 2) / 2) : 0;

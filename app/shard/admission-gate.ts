@@ -58,6 +58,11 @@ export class AdmissionGate {
     this.scheduleReport(true);
   }
 
+  /** Refusing new upgrades as `saturated`: the loop is behind, or the probation ceiling is reached. */
+  private get refusesAsSaturated(): boolean {
+    return this.sat || this.held >= this.cap;
+  }
+
   /** Balance counts what a shard has accepted, not what it has finished upgrading. */
   countPending(fn: () => number): void {
     this.pending = fn;
@@ -123,7 +128,7 @@ export class AdmissionGate {
   refusal(reserved = false): string | null {
     if (this.draining) return 'draining';
     if (this.refuse) return this.refuse;
-    if (this.saturated || this.held >= this.ceiling) return 'saturated';
+    if (this.refusesAsSaturated) return 'saturated';
     // A reservation is only as good as the grant behind it: the front may have lowered the grant
     // since (moving credits to another shard), so even a reserved upgrade needs an unspent credit.
     if (reserved ? this.issued - this.consumed <= 0 : this.credits <= 0) return 'max_connections';
@@ -183,7 +188,7 @@ export class AdmissionGate {
 
   private report(): void {
     const open = this.held + this.pending();
-    const saturated = this.sat || this.held >= this.cap;
+    const saturated = this.refusesAsSaturated;
     const key = `${this.held}/${open}/${this.reserved}/${this.consumed}/${this.issued}/${this.gen}/${saturated}`;
     if (key === this.lastReport) return;
     this.lastReport = key;

@@ -33,8 +33,7 @@ export class TestClient {
       else if (v.op) {
         this.replyAt.set(v, this.messages.length);
         this.replies.push(v);
-      }
-      else this.messages.push(v);
+      } else this.messages.push(v);
     });
     ws.on('error', () => {});
   }
