@@ -69,6 +69,8 @@ const MAX_INBOUND = 32;
 const FRESH_MS = 12;
 /** An excess that lasted this long is the kernel's hash, not a shard's scheduling: correct it anyway. */
 const SETTLE_MS = 50;
+/** The mean per shard from which balance waits for trusted counts (the spread bound's range). */
+const GATE_FROM = 1000;
 
 const empty = (live: boolean): Slot => ({ live, held: 0, open: 0, reserved: 0, consumed: 0, issued: 0, applied: 0, unconfirmed: [], inbound: 0, gen: 0, appliedGen: 0, relay: 0, reportedAt: 0, overSince: null, saturated: false });
 
@@ -187,7 +189,9 @@ export class AdmissionLedger {
       if (!s.live || live.length < 2 || over <= tol) s.overSince = null;
       else s.overSince ??= now;
       // Within the tolerance a budget goes back to 0 at once; an excess waits for trusted counts.
-      const trusted = s.overSince === null || fresh || now - s.overSince >= SETTLE_MS;
+      // Below GATE_FROM per shard reports are sparse (rarely all fresh) and an excess is a few
+      // connections: correct it at once, as the relays there cost little.
+      const trusted = s.overSince === null || fresh || mean < GATE_FROM || now - s.overSince >= SETTLE_MS;
       if (s.live && live.length > 1 && s.appliedGen === s.gen && trusted) {
         // Half the excess per round: a starved shard's count lags (its kernel backlog is not
         // counted), so correcting all of it at once overshoots into it.

@@ -161,7 +161,7 @@ describe('admission ledger', () => {
     );
   });
   describe('balance relays wait for counts that can be trusted', () => {
-    // Shard 0 reports 300 open, shard 1 100: 100 over the mean of 200, a relay budget of 50.
+    // Shard 0 reports 3,000 open, shard 1 1,000: 1,000 over the mean of 2,000 (tolerance 20), a budget of 495.
     function setup(shard1ReportsAt: number) {
       let t = 1000;
       const ledger = new AdmissionLedger(2, 10_000, () => t);
@@ -170,21 +170,21 @@ describe('admission ledger', () => {
       let g = ledger.grants();
       const report = (i: number, open: number) =>
         ledger.report(i, { held: open, open, reserved: 0, consumed: open, issued: g[i].issued, gen: g[i].gen, saturated: false });
-      report(0, 100);
-      report(1, 100);
+      report(0, 1000);
+      report(1, 1000);
       g = ledger.grants();
       t = shard1ReportsAt;
-      report(1, 100);
+      report(1, 1000);
       t = 1020;
-      report(0, 300);
+      report(0, 3000);
       g = ledger.grants(); // its new grant (more credits) ...
-      report(0, 300); // ... confirmed, so a relay budget may be computed
+      report(0, 3000); // ... confirmed, so a relay budget may be computed
       return { grants: () => (g = ledger.grants()), at: (ms: number) => (t = ms) };
     }
 
     it('relays at once when every count is fresh', () => {
       const sim = setup(1020);
-      expect(sim.grants()[0].relay).toBe(50);
+      expect(sim.grants()[0].relay).toBe(495);
     });
 
     it('not while another shard has not reported for a while (it may be descheduled, its connections queued uncounted), unless the excess lasts', () => {
@@ -193,7 +193,7 @@ describe('admission ledger', () => {
       sim.at(1060);
       expect(sim.grants()[0].relay).toBe(0); // 40 ms: still possibly a scheduling blip
       sim.at(1075);
-      expect(sim.grants()[0].relay).toBe(50); // 55 ms: the excess is real, corrected anyway
+      expect(sim.grants()[0].relay).toBe(495); // 55 ms: the excess is real, corrected anyway
     });
   });
   describe('a shard that refuses as saturated', () => {
